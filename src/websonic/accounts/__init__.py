@@ -1,0 +1,1 @@
+"""Customers, users, roles, portal sessions and API tokens."""

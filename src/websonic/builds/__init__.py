@@ -1,0 +1,1 @@
+"""Builds: base images, reproducible signed releases, the OCI layout store."""

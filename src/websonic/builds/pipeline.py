@@ -1,0 +1,240 @@
+"""Building a release: source snapshot -> buildah (reproducible) -> OCI layout -> SBOM -> signature.
+
+Nothing is registered until every step has succeeded: a failed or killed build leaves no
+release, and the job's log says why.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from websonic.audit.service import record
+from websonic.builds import kinds, signing
+from websonic.builds.models import BaseImage, Release
+from websonic.builds.oci import ImageInfo, OciLayout, layout_ref
+from websonic.builds.sbom import make_sbom
+from websonic.core.errors import BuildFailed, NotFound, ToolFailed
+from websonic.core.runner import Command, Runner
+from websonic.platform import Platform
+from websonic.sites import source as sources
+from websonic.sites.manifest import Manifest, load_manifest
+from websonic.sites.models import Site
+from websonic.tools import skopeo
+
+Progress = Callable[[float, str], None]
+STEP = re.compile(r"^STEP (\d+)/(\d+)")
+TOOLS = ("buildah", "skopeo", "podman")
+
+
+@dataclass(frozen=True)
+class BuildInput:
+    site_id: int
+    repository: str
+    spec: sources.SourceSpec
+    folder_epoch: int
+
+
+def build_release(
+    platform: Platform,
+    site_id: int,
+    *,
+    ref: str | None,
+    job_id: int | None,
+    actor: str,
+    log: Callable[[str], None],
+    progress: Progress,
+) -> Release:
+    """Build site ``site_id`` and record the signed release; raise BuildFailed on any error."""
+    started = time.monotonic()
+    build = _input(platform, site_id, ref)
+    work = platform.settings.work_dir / f"build-{job_id or int(time.time() * 1000)}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    runner = platform.runner
+    try:
+        progress(0.02, f"fetching source {build.spec}")
+        snap = sources.snapshot(build.spec, work / "src", runner, folder_epoch=build.folder_epoch)
+        manifest, _detected = load_manifest(snap.path)
+        base = _base_for(platform, manifest)
+        containerfile = _write_containerfile(work, snap, manifest, base)
+        image = f"localhost/websonic/build/{build.repository}:job-{job_id or 'cli'}"
+        progress(0.1, f"building {manifest.kind} site with buildah")
+        _buildah_build(runner, containerfile, snap, image, log, progress, platform)
+        return _store_release(platform, build, snap, base, image, job_id, actor, started, progress)
+    except ToolFailed as exc:
+        raise BuildFailed(f"The build of {build.repository} failed: {exc.message}",
+                          hint=_tail(exc.stderr)) from exc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _tail(text: str, lines: int = 12) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _input(platform: Platform, site_id: int, ref: str | None) -> BuildInput:
+    with platform.sessions() as session:
+        site = session.get(Site, site_id)
+        if site is None:
+            raise NotFound(f"Site {site_id} no longer exists.")
+        if ref and not site.ref:
+            raise BuildFailed(f"{site.ref_name} is built from a folder: --ref needs a git source.")
+        spec = sources.SourceSpec(site.source, (ref or site.ref) if site.ref else None)
+        return BuildInput(site.id, site.ref_name, spec, site.epoch or sources.DEFAULT_FOLDER_EPOCH)
+
+
+def _base_for(platform: Platform, manifest: Manifest) -> BaseImage | None:
+    if manifest.kind == "containerfile":
+        return None
+    with platform.sessions() as session:
+        base = session.scalar(select(BaseImage).where(BaseImage.kind == manifest.kind)
+                              .order_by(BaseImage.id.desc()).limit(1))
+    if base is None:
+        raise BuildFailed(f"There is no base image for {manifest.kind} sites yet.",
+                          hint=f"Make it with: websonic base build {manifest.kind}")
+    exists = platform.runner.run(Command.of("podman", "image", "exists", base.digest), check=False)
+    if not exists.ok:
+        raise BuildFailed(f"The {manifest.kind} base image {base.digest[:19]} is no longer in "
+                          "the local image store.",
+                          hint=f"Make it again with: websonic base build {manifest.kind}")
+    return base
+
+
+def pin_epoch(containerfile: str, epoch: int) -> str:
+    """Add ``ENV SOURCE_DATE_EPOCH`` after each FROM: tools inside honour it, and buildah's
+    layer cache (which ignores --timestamp) then never reuses a layer made with another epoch."""
+    lines = []
+    for line in containerfile.splitlines():
+        lines.append(line)
+        if line.strip().upper().startswith("FROM "):
+            lines.append(f"ENV SOURCE_DATE_EPOCH={epoch}")
+    return "\n".join(lines) + "\n"
+
+
+def _write_containerfile(
+    work: Path, snap: sources.Snapshot, manifest: Manifest, base: BaseImage | None
+) -> Path:
+    if base is None:
+        own = snap.path / manifest.site.containerfile
+        if not own.is_file():
+            raise BuildFailed(f"The site's Containerfile {manifest.site.containerfile} is missing.")
+        text = own.read_text(encoding="utf-8")
+    else:
+        present = {p.name for p in snap.path.iterdir()}
+        text = kinds.render_containerfile(manifest, base.digest, has_files=present)
+    path = work / "Containerfile.websonic"
+    path.write_text(pin_epoch(text, snap.epoch), encoding="utf-8")
+    return path
+
+
+def buildah_build_command(containerfile: Path, context: Path, image: str, epoch: int) -> Command:
+    return Command.of(
+        "buildah", "build", "--layers", "--timestamp", epoch, "--identity-label=false",
+        "--format", "oci", "--pull=never", "-f", containerfile, "-t", image, context,
+    )
+
+
+def _buildah_build(
+    runner: Runner,
+    containerfile: Path,
+    snap: sources.Snapshot,
+    image: str,
+    log: Callable[[str], None],
+    progress: Progress,
+    platform: Platform,
+) -> None:
+    def on_line(_stream: str, line: str) -> None:
+        log(line)
+        match = STEP.match(line)
+        if match:
+            step, total = int(match.group(1)), int(match.group(2))
+            progress(0.1 + 0.7 * (step - 1) / total, line[:120])
+
+    runner.run(buildah_build_command(containerfile, snap.path, image, snap.epoch),
+               on_line=on_line, timeout=platform.settings.build_timeout_seconds,
+               error="buildah could not build the image")
+
+
+def _store_release(
+    platform: Platform,
+    build: BuildInput,
+    snap: sources.Snapshot,
+    base: BaseImage | None,
+    image: str,
+    job_id: int | None,
+    actor: str,
+    started: float,
+    progress: Progress,
+) -> Release:
+    layout = OciLayout(platform.settings.oci_dir)
+    progress(0.85, "storing the image in the OCI layout")
+    with layout.locked(), platform.transaction() as session:
+        number = _next_number(session, build.site_id)
+        ref_name = layout_ref(build.repository, number)
+        platform.runner.run(skopeo.copy_to_layout(image, layout.root, ref_name),
+                            error="skopeo could not store the image")
+        info = layout.image_info(layout.manifest_for_ref(ref_name))
+        progress(0.92, "writing the SBOM and signing")
+        sbom_digest = layout.write_blob(make_sbom(
+            repository=build.repository, release=number, epoch=snap.epoch, source_dir=snap.path,
+            packages=base.packages if base else [], base_digest=base.digest if base else None))
+        release = _record(session, platform, build, snap, base, info, number, sbom_digest,
+                          job_id, time.monotonic() - started)
+        record(session, actor, "release.create", customer_id=release.site.customer_id,
+               target=f"{build.repository}:{number}",
+               detail={"digest": info.manifest_digest, "job": job_id})
+    platform.runner.run(Command.of("buildah", "rmi", image), check=False)
+    progress(1.0, f"release {number}: {info.manifest_digest}")
+    return release
+
+
+def _next_number(session: Session, site_id: int) -> int:
+    current = session.scalar(select(func.max(Release.number)).where(Release.site_id == site_id))
+    return (current or 0) + 1
+
+
+def _record(
+    session: Session,
+    platform: Platform,
+    build: BuildInput,
+    snap: sources.Snapshot,
+    base: BaseImage | None,
+    info: ImageInfo,
+    number: int,
+    sbom_digest: str,
+    job_id: int | None,
+    seconds: float,
+) -> Release:
+    payload = signing.make_payload(build.repository, number, info.manifest_digest, sbom_digest)
+    release = Release(
+        site_id=build.site_id, number=number, digest=info.manifest_digest,
+        config_digest=info.config_digest, size=info.total_size,
+        layers=[{"digest": x.digest, "size": x.size, "diff_id": x.diff_id} for x in info.layers],
+        base_digest=base.digest if base else None, tool_versions=tool_versions(platform.runner),
+        source_ref=str(build.spec), source_revision=snap.revision, source_epoch=snap.epoch,
+        signature=platform.signer.sign(payload), signed_payload=payload.decode("utf-8"),
+        signing_key_id=platform.signer.key_id, sbom_digest=sbom_digest,
+        build_log=f"logs/job-{job_id}.log" if job_id else None, build_seconds=round(seconds, 3), job_id=job_id,
+    )
+    session.add(release)
+    session.flush()
+    session.refresh(release)
+    return release
+
+
+_VERSIONS: dict[str, str] = {}
+
+
+def tool_versions(runner: Runner) -> dict[str, str]:
+    for tool in TOOLS:
+        if tool not in _VERSIONS:
+            _VERSIONS[tool] = skopeo.parse_version(runner.run(skopeo.version(tool)).stdout)
+    return dict(_VERSIONS)

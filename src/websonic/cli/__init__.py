@@ -1,0 +1,1 @@
+"""The `websonic` command: thin commands that parse, call one service, render."""

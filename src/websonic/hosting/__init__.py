@@ -1,0 +1,1 @@
+"""Hosting: customers' servers, hosting specifications, preflight and deployments."""

@@ -1,0 +1,1 @@
+"""Durable background jobs: their records, logs and progress."""

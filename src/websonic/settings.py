@@ -1,0 +1,117 @@
+"""Typed settings, read once from the environment (prefix ``WEBSONIC_``).
+
+Every setting is documented in ``docs/settings.md``; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "websonic"
+
+
+class Settings(BaseSettings):
+    """WebSonic's settings. Environment variables are ``WEBSONIC_<FIELD>`` in capitals."""
+
+    model_config = SettingsConfigDict(env_prefix="WEBSONIC_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home, description="State folder.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the state database; default: SQLite in the state folder.",
+    )
+    queue_url: str | None = Field(
+        default=None,
+        description="redis://… for workers shared by several machines; default: SQLite queue "
+        "in the state folder, worked by threads inside `websonic serve`.",
+    )
+    environment: Literal["production", "development"] = Field(
+        default="production", description="`development` allows insecure cookies over HTTP."
+    )
+    workers: int = Field(default=2, ge=1, le=64, description="In-process job worker threads.")
+    session_ttl_minutes: int = Field(
+        default=480, ge=1, description="Portal session lifetime (idle sessions expire)."
+    )
+    debian_mirror: str = Field(
+        default="http://deb.debian.org/debian",
+        description="Debian mirror that base images are built from.",
+    )
+    debian_suite: str = Field(default="bookworm", description="Debian suite of base images.")
+    containers_conf: Path | None = Field(
+        default=None,
+        description="containers.conf given to podman/buildah/skopeo; default: the one shipped "
+        "with WebSonic (runc, cgroupfs, no ulimits).",
+    )
+    base_max_age_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="`websonic base build` reuses a cached Debian root filesystem younger than "
+        "this; older ones are made again from the mirror (security updates).",
+    )
+    base_cache_dir: Path | None = Field(
+        default=None, description="Cache of base root filesystems; default: cache/base in the state folder."
+    )
+    build_timeout_seconds: int = Field(default=3600, ge=10, description="Limit for one build.")
+    admin_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the first admin made by `websonic init` (else one is generated "
+        "and written to a file readable only by its owner).",
+    )
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @property
+    def state_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'state.db'}"
+
+    @property
+    def jobs_path(self) -> Path:
+        return self.home / "jobs.db"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def oci_dir(self) -> Path:
+        """The OCI image layout holding every release (content-addressed)."""
+        return self.home / "oci"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.home / "work"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def effective_base_cache_dir(self) -> Path:
+        return self.base_cache_dir or self.cache_dir / "base"
+
+    @cached_property
+    def effective_containers_conf(self) -> Path:
+        if self.containers_conf:
+            return self.containers_conf
+        return Path(__file__).parent / "data" / "containers.conf"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings once; callers pass the object on."""
+    return Settings(**overrides)  # type: ignore[arg-type]

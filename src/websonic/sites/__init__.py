@@ -1,0 +1,1 @@
+"""Sites: a customer's website, its source and its `websonic.toml` manifest."""

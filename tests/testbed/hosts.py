@@ -14,6 +14,7 @@ All podman objects are named ``websonic-test-<pid>-...`` where ``<pid>`` is the 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import os
 import shlex
 import subprocess
@@ -30,6 +31,7 @@ PREFIX = "websonic-test-"
 SUBNET_THIRD_OCTETS = range(77, 107)
 SSH_READY_TIMEOUT = 90.0
 DEFAULT_SSH_TIMEOUT = 120.0
+_HOST_NUMBERS = itertools.count(1)
 
 
 def session_prefix(pid: int | None = None) -> str:
@@ -49,7 +51,7 @@ def _stale(names: list[str]) -> list[str]:
     stale = []
     for name in names:
         pid = _owner_pid(name)
-        if pid is not None and (pid == os.getpid() or not pid_alive(pid)):
+        if pid is not None and pid != os.getpid() and not pid_alive(pid):
             stale.append(name)
     return stale
 
@@ -168,7 +170,9 @@ class TestHost:
         run(["scp", "-q", "-r", *options, "-P", str(self.ssh_port), source, destination],
             timeout=timeout)
 
-    def exec(self, *argv: str, check: bool = True, timeout: float = 120):
+    def exec(
+        self, *argv: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         """Run argv inside the host via ``podman exec`` (a back door for test assertions)."""
         return podman("exec", self.container, *argv, check=check, timeout=timeout)
 
@@ -262,7 +266,7 @@ class HostFactory:
         """Start a new host and wait until SSH works. ``memory`` like ``"1g"``."""
         self._counter += 1
         name = name or f"host{self._counter}"
-        container = f"{session_prefix()}{self._unique_suffix()}-{name}"
+        container = f"{session_prefix()}{next(_HOST_NUMBERS)}-{name}"
         volume = f"{container}-containers"
         host = TestHost(name, container, volume, "", self.keypair.private_path,
                         self.workdir / f"known_hosts-{container}")
@@ -275,9 +279,6 @@ class HostFactory:
         host.address = _container_address(container)
         wait_for_ssh(host, ready_timeout)
         return host
-
-    def _unique_suffix(self) -> str:
-        return f"{id(self) % 10000:04d}{self._counter:03d}"
 
     def _run_args(
         self, host: TestHost, memory: str | None, cpus: float | None, extra: tuple[str, ...]

@@ -104,7 +104,7 @@ def find_session(
     """
     portal = session.scalar(
         select(PortalSession)
-        .options(joinedload(PortalSession.user))
+        .options(joinedload(PortalSession.user).joinedload(User.customer))
         .where(PortalSession.token_hash == hash_cookie(cookie_value))
     )
     now = utcnow()
@@ -117,14 +117,15 @@ def find_session(
     return portal
 
 
-def revoke_session(session: Session, portal: PortalSession, *, remote_addr: str | None) -> None:
-    """Log out: the session's cookie is refused from now on."""
-    portal = session.merge(portal)
+def revoke_session(session: Session, session_id: int, *, remote_addr: str | None) -> None:
+    """Log out: the session's cookie is refused from now on (revoking twice changes nothing)."""
+    portal = session.get(PortalSession, session_id, options=[joinedload(PortalSession.user)])
+    if portal is None or portal.revoked_at is not None:
+        return
     portal.revoked_at = utcnow()
-    user = session.get(User, portal.user_id)
-    username = user.username if user else str(portal.user_id)
-    record(session, f"user:{username}", "logout", customer_id=user.customer_id if user else None,
-           target=username, remote_addr=remote_addr)
+    record(session, f"user:{portal.user.username}", "logout",
+           customer_id=portal.user.customer_id, target=portal.user.username,
+           remote_addr=remote_addr)
 
 
 @dataclass(frozen=True)

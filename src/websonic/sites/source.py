@@ -69,13 +69,15 @@ def resolve(spec: SourceSpec, runner: Runner) -> str | None:
         return None
     assert spec.ref is not None
     try:
-        result = runner.run(git.ls_remote(spec.location, spec.ref), timeout=60)
+        result = runner.run(git.ls_remote(spec.location), timeout=60)
     except ToolFailed as exc:
         raise SourceError(
             f"Cannot reach the git repository {spec.location}.",
             hint=f"git said: {exc.stderr.strip()[-300:]}",
         ) from exc
     refs = git.parse_ls_remote(result.stdout)
+    if spec.ref == "HEAD":
+        return None  # the default branch: resolved when fetched
     for name in (spec.ref, f"refs/heads/{spec.ref}", f"refs/tags/{spec.ref}"):
         if name in refs:
             return refs[name]

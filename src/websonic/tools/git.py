@@ -14,8 +14,9 @@ GIT_ENV = {
 }
 
 
-def ls_remote(url: str, ref: str) -> Command:
-    return Command.of("git", "ls-remote", "--", url, ref, env=GIT_ENV)
+def ls_remote(url: str) -> Command:
+    """Every branch and tag of the repository (to resolve a ref, or to list the known ones)."""
+    return Command.of("git", "ls-remote", "--heads", "--tags", "--", url, env=GIT_ENV)
 
 
 def init(dest: Path) -> Command:
@@ -29,7 +30,9 @@ def fetch(dest: Path, url: str, ref: str) -> Command:
 
 
 def checkout_fetched(dest: Path) -> Command:
-    return Command.of("git", "-C", dest, "checkout", "--quiet", "--detach", "FETCH_HEAD", env=GIT_ENV)
+    return Command.of(
+        "git", "-C", dest, "checkout", "--quiet", "--detach", "FETCH_HEAD", env=GIT_ENV
+    )
 
 
 def head_info(dest: Path) -> Command:

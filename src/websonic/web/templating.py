@@ -1,0 +1,47 @@
+"""The portal's Jinja2 templates (autoescaped) and the filters they use."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import Response
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def short_digest(digest: str | None, length: int = 12) -> str:
+    """``sha256:0123456789ab…`` -> ``sha256:0123456789ab``."""
+    if not digest:
+        return ""
+    algorithm, _, value = digest.partition(":")
+    return f"{algorithm}:{value[:length]}" if value else digest[:length]
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return ""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def when(value: dt.datetime | None) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+templates = Jinja2Templates(directory=TEMPLATES_DIR)
+templates.env.filters.update(short_digest=short_digest, human_size=human_size, when=when)
+
+
+def render(request: Request, name: str, context: dict[str, Any], *, status_code: int = 200,
+           headers: dict[str, str] | None = None) -> Response:
+    return templates.TemplateResponse(request, name, context, status_code=status_code,
+                                      headers=headers)

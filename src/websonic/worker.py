@@ -7,14 +7,14 @@ several machines run `websonic worker` against one queue.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from huey import Huey
-
-from websonic.core.queue import make_queue, start_consumer, stop_consumer
 from websonic.jobs import service as jobs
 from websonic.jobs.models import Job
 from websonic.platform import Platform
+
+if TYPE_CHECKING:
+    from huey import Huey
 
 Handler = Callable[[Platform, Job, jobs.JobReporter], dict[str, Any]]
 TASK_NAME = "websonic.run_job"
@@ -30,6 +30,8 @@ class Workers:
     """The job queue bound to one platform; enqueue from anywhere, run in worker threads."""
 
     def __init__(self, platform: Platform, queue: Huey | None = None) -> None:
+        from websonic.core.queue import make_queue
+
         self.platform = platform
         self.queue = queue or make_queue(platform.settings.jobs_path, platform.settings.queue_url)
         self._task = self.queue.task(name=TASK_NAME)(self._run)
@@ -43,12 +45,16 @@ class Workers:
 
     def start(self) -> None:
         """Start worker threads; jobs still queued from before a restart are enqueued again."""
+        from websonic.core.queue import start_consumer
+
         self._consumer = start_consumer(self.queue, self.platform.settings.workers)
         with self.platform.sessions() as session:
             for job_id in jobs.queued_ids(session):
                 self.enqueue(job_id)
 
     def stop(self) -> None:
+        from websonic.core.queue import stop_consumer
+
         if self._consumer is not None:
             stop_consumer(self._consumer)
             self._consumer = None

@@ -285,7 +285,7 @@ class HostFactory:
     ) -> list[str]:
         args = [
             "--name", host.container, "--hostname", host.name,
-            "--privileged", "--systemd=always", "--log-driver=k8s-file",
+            "--privileged", "--systemd=always", "--cgroupns=private", "--log-driver=k8s-file",
             "--network", self.network.name, "--network-alias", host.name,
             "--volume", f"{host.volume}:/var/lib/containers",
         ]

@@ -49,6 +49,7 @@ KIND_PACKAGES: dict[str, tuple[str, ...]] = {
         "php-mysql",
         "php-pgsql",
         "php-sqlite3",
+        "php-mbstring",
         "composer",
     ),
     "python": ("python3", "python3-venv"),

@@ -128,8 +128,10 @@ def _write_containerfile(
             raise BuildFailed(f"The site's Containerfile {manifest.site.containerfile} is missing.")
         text = own.read_text(encoding="utf-8")
     else:
-        present = {p.name for p in snap.path.iterdir()}
-        text = kinds.render_containerfile(manifest, base.digest, has_files=present)
+        rendered = kinds.render_containerfile(manifest, base.digest,
+                                              facts=kinds.scan_source(snap.path))
+        assert rendered is not None
+        text = rendered
     path = work / "Containerfile.websonic"
     path.write_text(pin_epoch(text, snap.epoch), encoding="utf-8")
     return path

@@ -35,14 +35,14 @@ def register(app: typer.Typer) -> None:
 @base_app.command("build")
 def base_build(
     ctx: typer.Context,
-    kinds: list[str] = typer.Argument(None, help=f"Kinds to build (default: all of {bases.KINDS})."),
+    kinds: list[str] = typer.Argument(None, help=f"Kinds to build (default: all: {', '.join(bases.BASE_KINDS)})."),
     as_json: bool = JsonOption,
 ) -> None:
     """Build base images (static, php, python, node) from Debian packages."""
-    wanted = kinds or list(bases.KINDS)
-    unknown = [k for k in wanted if k not in bases.KINDS]
+    wanted = kinds or list(bases.BASE_KINDS)
+    unknown = [k for k in wanted if k not in bases.BASE_KINDS]
     if unknown:
-        raise InvalidInput(f"Unknown kind {unknown[0]!r}: choose from {', '.join(bases.KINDS)}.")
+        raise InvalidInput(f"Unknown kind {unknown[0]!r}: choose from {', '.join(bases.BASE_KINDS)}.")
     cli = get(ctx)
     with cli.platform.transaction() as session:
         job_id = jobs.submit(session, "base-build", {"kinds": wanted}, requested_by=cli.actor).id

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -74,6 +74,12 @@ class Command:
         return Command(self.argv, {**self.env, **env}, self.secrets, self.cwd, self.stdin)
 
 
+def _die_with_parent() -> list[str]:
+    """argv prefix so a tool is killed when WebSonic is (SIGKILL leaves no orphan build)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+
+
 def _quote(arg: str) -> str:
     return arg if arg and all(c.isalnum() or c in "-_./:=@,+%" for c in arg) else repr(arg)
 
@@ -127,7 +133,7 @@ class Runner:
         started = time.monotonic()
         env = {**os.environ, **self.base_env, **command.env}
         proc = subprocess.Popen(
-            [executable, *command.argv[1:]],
+            [*_die_with_parent(), executable, *command.argv[1:]],
             cwd=command.cwd,
             env=env,
             stdin=subprocess.PIPE if command.stdin is not None else subprocess.DEVNULL,
@@ -192,6 +198,3 @@ class Runner:
         """The same runner, writing to another log."""
         return Runner(base_env=self.base_env, log=log)
 
-
-def join_argv(*parts: Sequence[str]) -> list[str]:
-    return [arg for part in parts for arg in part]

@@ -17,6 +17,7 @@ from fastapi import Form, Request
 from websonic.accounts.models import User
 from websonic.accounts.sessions import find_session
 from websonic.platform import Platform
+from websonic.settings import Settings
 
 SESSION_COOKIE = "websonic_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -45,6 +46,12 @@ def platform_of(request: Request) -> Platform:
     return platform
 
 
+def settings_of(request: Request) -> Settings:
+    """The web app's settings (cookie policy, session lifetime)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 def client_addr(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -53,9 +60,8 @@ def session_viewer(request: Request) -> Viewer | None:
     cookie_value = request.cookies.get(SESSION_COOKIE)
     if not cookie_value:
         return None
-    platform = platform_of(request)
-    ttl = dt.timedelta(minutes=platform.settings.session_ttl_minutes)
-    with platform.transaction() as session:
+    ttl = dt.timedelta(minutes=settings_of(request).session_ttl_minutes)
+    with platform_of(request).transaction() as session:
         portal = find_session(session, cookie_value, renew=ttl)
         return Viewer(portal.user, portal.id, portal.csrf_token) if portal else None
 

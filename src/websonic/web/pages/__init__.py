@@ -1,0 +1,11 @@
+"""The portal: server-rendered pages (Jinja2) with a small script to follow jobs live."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from websonic.web.pages import login, portal
+
+router = APIRouter(include_in_schema=False)
+for module in (login, portal):
+    router.include_router(module.router)

@@ -1,0 +1,40 @@
+"""Fixtures: a real state folder (SQLite) in tmp_path, seeded; the app over it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from web_helpers import TestClient, ADMIN, World, login, make_settings, seed
+
+from websonic.platform import init_platform, open_platform
+from websonic.web.app import create_app
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    settings = make_settings(tmp_path / "home")
+    init_platform(settings)
+    platform = open_platform(settings)
+    seed(platform, tmp_path)
+    yield World(settings, platform)
+    platform.close()
+
+
+@pytest.fixture
+def app(world: World) -> FastAPI:
+    return create_app(world.settings, platform=world.platform, start_workers=False)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, follow_redirects=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def as_admin(client: TestClient) -> TestClient:
+    assert login(client, *ADMIN).status_code == 303
+    return client

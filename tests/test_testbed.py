@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -11,8 +12,15 @@ import pymysql
 import pytest
 
 from testbed import DatabaseServer, HostFactory, TestHost
+from testbed._proc import run
+from testbed.fixtures import ServerFactory
 from testbed.podman import podman
 from testbed.ssh import generate_keypair, ssh_options
+
+
+def run_unchecked(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run argv and return the result without raising on a non-zero exit."""
+    return run(argv, check=False, timeout=60)
 
 
 @pytest.mark.hosts
@@ -43,22 +51,15 @@ def test_ssh_needs_the_session_key(test_host: TestHost, tmp_path: Path) -> None:
     assert test_host.ssh("id -un").stdout.strip() == "root"
 
     without_key = test_host.ssh_argv(key_path=None)
-    refused = podman_free_run([*without_key, "true"])
+    refused = run_unchecked([*without_key, "true"])
     assert refused.returncode == 255
     assert "Permission denied" in refused.stderr
 
     stranger = generate_keypair(tmp_path / "stranger")
     wrong_key = test_host.ssh_argv(key_path=stranger.private_path)
-    refused = podman_free_run([*wrong_key, "true"])
+    refused = run_unchecked([*wrong_key, "true"])
     assert refused.returncode == 255
     assert "Permission denied" in refused.stderr
-
-
-def podman_free_run(argv: list[str]):  # noqa: ANN201 - CompletedProcess[str]
-    """Run argv and return the result without raising."""
-    from testbed._proc import run
-
-    return run(argv, check=False, timeout=60)
 
 
 @pytest.mark.hosts
@@ -70,7 +71,7 @@ def test_host_key_is_pinned_and_checked(test_host: TestHost, tmp_path: Path) -> 
     bogus = tmp_path / "known_hosts"
     bogus.write_text(f"{test_host.address} {generate_keypair(tmp_path / 'k').public_key}\n")
     argv = ["ssh", *ssh_options(test_host.key_path, bogus), test_host.ssh_target(), "true"]
-    assert podman_free_run(argv).returncode == 255
+    assert run_unchecked(argv).returncode == 255
 
 
 @pytest.mark.hosts
@@ -135,7 +136,7 @@ def _port_is_open(port: int) -> bool:
 @pytest.mark.databases
 def test_postgres_server_accepts_connections_and_stops(pg_target: DatabaseServer) -> None:
     url = pg_target.create_database("shop")
-    with psycopg.connect(url.replace("postgresql://", "postgresql://", 1)) as connection:
+    with psycopg.connect(url) as connection:
         assert connection.execute("SELECT current_database()").fetchone() == ("shop",)
     assert pg_target.execute("SHOW server_version")[0][0].startswith("15.")
 
@@ -169,7 +170,7 @@ def test_two_postgres_servers_are_independent(
 
 
 @pytest.mark.databases
-def test_postgres_extra_settings(postgres_server_factory) -> None:  # noqa: ANN001
+def test_postgres_extra_settings(postgres_server_factory: ServerFactory) -> None:
     server = postgres_server_factory(settings={"max_connections": "42"})
     assert server.execute("SHOW max_connections") == [("42",)]
 

@@ -105,9 +105,22 @@ def test_podman_runs_containers_inside_a_host(test_host: TestHost) -> None:
     assert result.stdout.strip() == "nested-ok"
 
     test_host.ssh(
-        "podman", "run", "-d", "--name", "web", "-p", "8080:8080",
-        "-e", "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu", "-v", "/usr:/usr:ro",
-        image, "/usr/bin/python3", "-m", "http.server", "8080",
+        "podman",
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "8080:8080",
+        "-e",
+        "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu",
+        "-v",
+        "/usr:/usr:ro",
+        image,
+        "/usr/bin/python3",
+        "-m",
+        "http.server",
+        "8080",
     )
     test_host.ssh(
         "for i in $(seq 100); do curl -fs -o /dev/null http://127.0.0.1:8080/ && exit 0; "
@@ -150,8 +163,14 @@ def test_postgres_server_accepts_connections_and_stops(pg_target: DatabaseServer
 @pytest.mark.databases
 def test_postgres_rejects_a_wrong_password(pg_target: DatabaseServer) -> None:
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-        psycopg.connect(host=pg_target.host, port=pg_target.port, user=pg_target.user,
-                        password="wrong", dbname="postgres", connect_timeout=5)
+        psycopg.connect(
+            host=pg_target.host,
+            port=pg_target.port,
+            user=pg_target.user,
+            password="wrong",
+            dbname="postgres",
+            connect_timeout=5,
+        )
 
 
 @pytest.mark.databases
@@ -179,8 +198,13 @@ def test_postgres_extra_settings(postgres_server_factory: ServerFactory) -> None
 def test_mariadb_server_accepts_connections_and_stops(maria_target: DatabaseServer) -> None:
     maria_target.create_database("shop")
     assert maria_target.url("shop").startswith(f"mariadb://root:{maria_target.password}@")
-    connection = pymysql.connect(host=maria_target.host, port=maria_target.port, user="root",
-                                 password=maria_target.password, database="shop")
+    connection = pymysql.connect(
+        host=maria_target.host,
+        port=maria_target.port,
+        user="root",
+        password=maria_target.password,
+        database="shop",
+    )
     with connection:
         cursor = connection.cursor()
         cursor.execute("SELECT DATABASE(), VERSION()")
@@ -195,17 +219,20 @@ def test_mariadb_server_accepts_connections_and_stops(maria_target: DatabaseServ
 @pytest.mark.databases
 def test_mariadb_requires_the_password(maria_target: DatabaseServer) -> None:
     with pytest.raises(pymysql.err.OperationalError):
-        pymysql.connect(host=maria_target.host, port=maria_target.port, user="root",
-                        password="", connect_timeout=5)
+        pymysql.connect(
+            host=maria_target.host,
+            port=maria_target.port,
+            user="root",
+            password="",
+            connect_timeout=5,
+        )
 
 
 @pytest.mark.databases
 def test_mariadb_source_has_row_binlogs(
     maria_source: DatabaseServer, maria_target: DatabaseServer
 ) -> None:
-    assert maria_source.execute("SELECT @@log_bin, @@binlog_format, @@server_id") == [
-        (1, "ROW", 1)
-    ]
+    assert maria_source.execute("SELECT @@log_bin, @@binlog_format, @@server_id") == [(1, "ROW", 1)]
     assert maria_target.execute("SELECT @@log_bin, @@server_id") == [(0, 2)]
     maria_source.create_database("only_on_source")
     names = {row[0] for row in maria_target.execute("SHOW DATABASES")}

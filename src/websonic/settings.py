@@ -74,7 +74,12 @@ class Settings(BaseSettings):
 
     @property
     def state_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'state.db'}"
+        """The state database's SQLAlchemy URL (``postgresql://`` means psycopg 3)."""
+        url = self.database_url or f"sqlite:///{self.home / 'state.db'}"
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url.removeprefix(prefix)
+        return url
 
     @property
     def jobs_path(self) -> Path:

@@ -154,8 +154,13 @@ class DatabaseServer:
     def _spawn(self, argv: list[str], run_as: str | None) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                user=run_as, group=run_as, extra_groups=[] if run_as else None,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                user=run_as,
+                group=run_as,
+                extra_groups=[] if run_as else None,
                 cwd=self.directory,
             )
 
@@ -167,8 +172,13 @@ class PostgresServer(DatabaseServer):
         import psycopg
 
         return psycopg.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password,
-            dbname=database or "postgres", connect_timeout=5, autocommit=True,
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=database or "postgres",
+            connect_timeout=5,
+            autocommit=True,
         )
 
     def create_database(self, name: str) -> str:
@@ -191,8 +201,7 @@ class PostgresServer(DatabaseServer):
         """initdb a new cluster in a temp dir and start it on a free port."""
         run_as = _service_user("postgres")
         directory = _make_server_dir("pg", run_as)
-        server = cls("postgresql", "127.0.0.1", free_port(), user, secrets.token_hex(12),
-                     directory)
+        server = cls("postgresql", "127.0.0.1", free_port(), user, secrets.token_hex(12), directory)
         server.settings = _pg_settings(server, wal_level, settings, durable)
         try:
             server._initdb(run_as)
@@ -209,12 +218,31 @@ class PostgresServer(DatabaseServer):
         _chown_tree(pwfile, run_as)
         (self.directory / "sockets").mkdir()
         _chown_tree(self.directory / "sockets", run_as)
-        argv = [str(PG_BIN / "initdb"), "-D", str(self.directory / "data"), "-U", self.user,
-                f"--pwfile={pwfile}", "--auth-host=scram-sha-256", "--auth-local=trust",
-                "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=120,
-                                user=run_as, group=run_as, extra_groups=[] if run_as else None,
-                                cwd=self.directory, check=False)
+        argv = [
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(self.directory / "data"),
+            "-U",
+            self.user,
+            f"--pwfile={pwfile}",
+            "--auth-host=scram-sha-256",
+            "--auth-local=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ]
+        result = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            user=run_as,
+            group=run_as,
+            extra_groups=[] if run_as else None,
+            cwd=self.directory,
+            check=False,
+        )
         pwfile.unlink()
         if result.returncode != 0:
             raise CommandError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
@@ -254,8 +282,13 @@ class MariaDBServer(DatabaseServer):
         import pymysql
 
         return pymysql.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password,
-            database=database, connect_timeout=5, autocommit=True,
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=database,
+            connect_timeout=5,
+            autocommit=True,
         )
 
     def create_database(self, name: str) -> str:
@@ -275,13 +308,15 @@ class MariaDBServer(DatabaseServer):
         """Install a new datadir and start ``mariadbd``; ``log_bin`` enables ROW binlogs."""
         run_as = _service_user("mysql")
         directory = _make_server_dir("maria", run_as)
-        server = cls("mariadb", "127.0.0.1", free_port(), "root", secrets.token_hex(12),
-                     directory)
+        server = cls("mariadb", "127.0.0.1", free_port(), "root", secrets.token_hex(12), directory)
         server.settings = _maria_settings(server, server_id, log_bin, settings, durable)
         try:
             server._install(run_as)
-            argv = ["/usr/sbin/mariadbd", "--no-defaults",
-                    *(f"--{key}={value}" for key, value in server.settings.items())]
+            argv = [
+                "/usr/sbin/mariadbd",
+                "--no-defaults",
+                *(f"--{key}={value}" for key, value in server.settings.items()),
+            ]
             server._spawn(argv, run_as)
             server._wait_until_ready(server._probe_socket, start_timeout)
             server._set_root_password()
@@ -291,9 +326,14 @@ class MariaDBServer(DatabaseServer):
         return server
 
     def _install(self, run_as: str | None) -> None:
-        argv = ["mariadb-install-db", "--no-defaults", f"--datadir={self.directory / 'data'}",
-                "--auth-root-authentication-method=normal", "--skip-test-db",
-                "--skip-name-resolve"]
+        argv = [
+            "mariadb-install-db",
+            "--no-defaults",
+            f"--datadir={self.directory / 'data'}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            "--skip-name-resolve",
+        ]
         if run_as:
             argv.append(f"--user={run_as}")
         run(argv, timeout=180, cwd=self.directory)
@@ -301,22 +341,25 @@ class MariaDBServer(DatabaseServer):
     def _probe_socket(self) -> None:
         import pymysql
 
-        pymysql.connect(unix_socket=str(self.socket_path), user="root", password="",
-                        connect_timeout=2).close()
+        pymysql.connect(
+            unix_socket=str(self.socket_path), user="root", password="", connect_timeout=2
+        ).close()
 
     def _set_root_password(self) -> None:
         """Give root@localhost the password and add ``root@'%'`` for TCP clients."""
         import pymysql
 
         pw = self.password
-        connection = pymysql.connect(unix_socket=str(self.socket_path), user="root",
-                                     password="", autocommit=True)
+        connection = pymysql.connect(
+            unix_socket=str(self.socket_path), user="root", password="", autocommit=True
+        )
         try:
             with connection.cursor() as cursor:
                 # install-db also makes password-less root@127.0.0.1/::1/<hostname> accounts,
                 # which would win over root@'%' for TCP clients; keep only localhost.
-                cursor.execute("DELETE FROM mysql.global_priv "
-                               "WHERE user = 'root' AND host <> 'localhost'")
+                cursor.execute(
+                    "DELETE FROM mysql.global_priv WHERE user = 'root' AND host <> 'localhost'"
+                )
                 cursor.execute("FLUSH PRIVILEGES")
                 cursor.execute(f"ALTER USER 'root'@'localhost' IDENTIFIED BY '{pw}'")
                 cursor.execute(f"CREATE USER 'root'@'%' IDENTIFIED BY '{pw}'")
@@ -342,13 +385,15 @@ def _maria_settings(
         "skip-name-resolve": "1",
     }
     if not durable:
-        settings |= {"innodb-flush-log-at-trx-commit": "2", "innodb-doublewrite": "0",
-                     "sync-binlog": "0"}
+        settings |= {
+            "innodb-flush-log-at-trx-commit": "2",
+            "innodb-doublewrite": "0",
+            "sync-binlog": "0",
+        }
     if server_id is not None:
         settings["server-id"] = str(server_id)
     if log_bin:
-        settings |= {"log-bin": str(server.directory / "data" / "binlog"),
-                     "binlog-format": "ROW"}
+        settings |= {"log-bin": str(server.directory / "data" / "binlog"), "binlog-format": "ROW"}
     return settings | dict(extra or {})
 
 
@@ -356,7 +401,7 @@ def remove_stale_database_dirs() -> list[Path]:
     """Stop servers and delete temp dirs left behind by test processes that no longer exist."""
     removed = []
     for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
-        head = path.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        head = path.name[len(TEMP_PREFIX) :].split("-", 1)[0]
         if not head.isdigit() or int(head) == os.getpid() or pid_alive(int(head)):
             continue
         _kill_servers_in(path)

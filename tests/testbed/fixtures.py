@@ -59,7 +59,9 @@ def host_network(host_image: HostImage) -> Iterator[TestNetwork]:
 
 @pytest.fixture
 def host_factory(
-    host_image: HostImage, host_network: TestNetwork, ssh_keypair: SshKeyPair,
+    host_image: HostImage,
+    host_network: TestNetwork,
+    ssh_keypair: SshKeyPair,
     testbed_dir: Path,
 ) -> Iterator[HostFactory]:
     """Makes disposable customer servers; all are removed when the test ends."""

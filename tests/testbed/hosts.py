@@ -21,6 +21,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from testbed._proc import CommandError, pid_alive, run, tail
 from testbed.podman import podman, podman_lines, remove_objects
@@ -43,7 +44,7 @@ def _owner_pid(name: str) -> int | None:
     """The process id encoded in a ``websonic-test-<pid>-...`` name, if any."""
     if not name.startswith(PREFIX):
         return None
-    head = name[len(PREFIX):].split("-", 1)[0]
+    head = name[len(PREFIX) :].split("-", 1)[0]
     return int(head) if head.isdigit() else None
 
 
@@ -131,11 +132,16 @@ class TestHost:
         """``user@address``, e.g. ``root@10.213.77.5``."""
         return f"{self.user}@{self.address}"
 
-    def ssh_argv(self, *, key_path: Path | None | str = "default") -> list[str]:
-        """The ``ssh`` argv prefix (without remote command) reaching this host."""
-        key = self.key_path if key_path == "default" else key_path
-        return ["ssh", *ssh_options(key, self.known_hosts_path), "-p", str(self.ssh_port),
-                self.ssh_target()]
+    def ssh_argv(self, *, key_path: Path | Literal["session"] | None = "session") -> list[str]:
+        """The ``ssh`` argv prefix (no remote command). ``key_path=None``: offer no key at all."""
+        key = self.key_path if key_path == "session" else key_path
+        return [
+            "ssh",
+            *ssh_options(key, self.known_hosts_path),
+            "-p",
+            str(self.ssh_port),
+            self.ssh_target(),
+        ]
 
     def ssh(
         self,
@@ -167,8 +173,10 @@ class TestHost:
 
     def _scp(self, source: str, destination: str, timeout: float) -> None:
         options = ssh_options(self.key_path, self.known_hosts_path)
-        run(["scp", "-q", "-r", *options, "-P", str(self.ssh_port), source, destination],
-            timeout=timeout)
+        run(
+            ["scp", "-q", "-r", *options, "-P", str(self.ssh_port), source, destination],
+            timeout=timeout,
+        )
 
     def exec(
         self, *argv: str, check: bool = True, timeout: float = 120
@@ -268,12 +276,17 @@ class HostFactory:
         name = name or f"host{self._counter}"
         container = f"{session_prefix()}{next(_HOST_NUMBERS)}-{name}"
         volume = f"{container}-containers"
-        host = TestHost(name, container, volume, "", self.keypair.private_path,
-                        self.workdir / f"known_hosts-{container}")
+        host = TestHost(
+            name,
+            container,
+            volume,
+            "",
+            self.keypair.private_path,
+            self.workdir / f"known_hosts-{container}",
+        )
         self.hosts.append(host)  # registered first so cleanup also covers half-made hosts
         podman("volume", "create", volume)
-        podman("create", *self._run_args(host, memory, cpus, extra_args), self.image,
-               "/sbin/init")
+        podman("create", *self._run_args(host, memory, cpus, extra_args), self.image, "/sbin/init")
         podman("cp", str(self.keypair.public_path), f"{container}:/root/.ssh/authorized_keys")
         podman("start", container, timeout=120)
         host.address = _container_address(container)
@@ -284,10 +297,20 @@ class HostFactory:
         self, host: TestHost, memory: str | None, cpus: float | None, extra: tuple[str, ...]
     ) -> list[str]:
         args = [
-            "--name", host.container, "--hostname", host.name,
-            "--privileged", "--systemd=always", "--cgroupns=private", "--log-driver=k8s-file",
-            "--network", self.network.name, "--network-alias", host.name,
-            "--volume", f"{host.volume}:/var/lib/containers",
+            "--name",
+            host.container,
+            "--hostname",
+            host.name,
+            "--privileged",
+            "--systemd=always",
+            "--cgroupns=private",
+            "--log-driver=k8s-file",
+            "--network",
+            self.network.name,
+            "--network-alias",
+            host.name,
+            "--volume",
+            f"{host.volume}:/var/lib/containers",
         ]
         if memory:
             args += ["--memory", memory]

@@ -28,10 +28,29 @@ SUITE = "bookworm"
 BUILD_TIMEOUT = 1200.0
 
 PACKAGES: tuple[str, ...] = (
-    "systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "procps", "iproute2",
-    "iputils-ping", "curl", "ca-certificates", "python3", "rsync", "less", "netbase",
-    "podman", "runc", "conmon", "netavark", "aardvark-dns", "iptables", "catatonit",
-    "fuse-overlayfs", "uidmap",
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "sudo",
+    "procps",
+    "iproute2",
+    "iputils-ping",
+    "curl",
+    "ca-certificates",
+    "python3",
+    "rsync",
+    "less",
+    "netbase",
+    "podman",
+    "runc",
+    "conmon",
+    "netavark",
+    "aardvark-dns",
+    "iptables",
+    "catatonit",
+    "fuse-overlayfs",
+    "uidmap",
 )
 
 # Runtime settings for the podman *inside* a host: the machine's three settings, except that the
@@ -155,10 +174,14 @@ def import_tarball(tarball: Path, ref: str) -> None:
     """Turn a root filesystem tarball into the podman image ``ref``."""
     podman(
         "import",
-        "--change", 'CMD ["/sbin/init"]',
-        "--change", "STOPSIGNAL SIGRTMIN+3",
-        "--change", "ENV container=podman",
-        str(tarball), ref,
+        "--change",
+        'CMD ["/sbin/init"]',
+        "--change",
+        "STOPSIGNAL SIGRTMIN+3",
+        "--change",
+        "ENV container=podman",
+        str(tarball),
+        ref,
         timeout=600,
     )
 

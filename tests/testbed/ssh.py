@@ -34,14 +34,22 @@ def ssh_options(
 ) -> list[str]:
     """Options for ``ssh``/``scp``: batch mode, only our key, only our known_hosts, strict."""
     options = [
-        "-F", "/dev/null",
-        "-o", "BatchMode=yes",
-        "-o", "StrictHostKeyChecking=yes",
-        "-o", f"UserKnownHostsFile={known_hosts_path}",
-        "-o", "GlobalKnownHostsFile=/dev/null",
-        "-o", f"ConnectTimeout={connect_timeout}",
-        "-o", "LogLevel=ERROR",
-        "-o", "ServerAliveInterval=10",
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={known_hosts_path}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        f"ConnectTimeout={connect_timeout}",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ServerAliveInterval=10",
     ]
     if key_path is None:
         return [*options, "-o", "PubkeyAuthentication=no"]

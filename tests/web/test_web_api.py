@@ -37,8 +37,9 @@ def as_user(app: FastAPI) -> Iterator[Login]:
 
 
 def request_build(client: TestClient, site: str) -> int:
-    response = client.post(f"/api/v1/sites/{site}/builds", json={},
-                           headers={"X-CSRF-Token": csrf_of(client)})
+    response = client.post(
+        f"/api/v1/sites/{site}/builds", json={}, headers={"X-CSRF-Token": csrf_of(client)}
+    )
     assert response.status_code == 202, response.text
     job_id: int = response.json()["id"]
     assert response.headers["location"] == f"/api/v1/jobs/{job_id}"
@@ -74,8 +75,9 @@ def test_domain_errors_are_problems(as_user: Login) -> None:
 
 def test_only_admins_add_customers(as_user: Login) -> None:
     developer = as_user(DEVELOPER)
-    response = developer.post("/api/v1/customers", json={"slug": "initech"},
-                              headers={"X-CSRF-Token": csrf_of(developer)})
+    response = developer.post(
+        "/api/v1/customers", json={"slug": "initech"}, headers={"X-CSRF-Token": csrf_of(developer)}
+    )
     assert response.status_code == 403
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 
 from fastapi import FastAPI
 from sqlalchemy import select, update
+from web_helpers import ADMIN, DEVELOPER, TestClient, World, form_token, login, make_settings
 
 from websonic.accounts.models import PortalSession, User
 from websonic.accounts.sessions import LoginThrottle
@@ -14,11 +15,15 @@ from websonic.audit.models import AuditEvent
 from websonic.core.db import utcnow
 from websonic.web.app import create_app
 
-from web_helpers import TestClient, ADMIN, DEVELOPER, World, form_token, login, make_settings
-
-API_READS = ["/api/v1/me", "/api/v1/customers", "/api/v1/customers/acme/sites",
-             "/api/v1/sites/acme/brochure", "/api/v1/sites/acme/brochure/releases",
-             "/api/v1/jobs/1", "/api/v1/jobs/1/log"]
+API_READS = [
+    "/api/v1/me",
+    "/api/v1/customers",
+    "/api/v1/customers/acme/sites",
+    "/api/v1/sites/acme/brochure",
+    "/api/v1/sites/acme/brochure/releases",
+    "/api/v1/jobs/1",
+    "/api/v1/jobs/1/log",
+]
 
 
 def audit_actions(world: World) -> list[str]:
@@ -48,8 +53,11 @@ def test_login_then_dashboard_and_api(client: TestClient, world: World) -> None:
     response = login(client, *ADMIN, next_path="/jobs/1")
     assert response.status_code == 303
     assert response.headers["location"] == "/jobs/1"
-    cookie = next(v for k, v in response.headers.multi_items()
-                  if k == "set-cookie" and v.startswith("websonic_session="))
+    cookie = next(
+        v
+        for k, v in response.headers.multi_items()
+        if k == "set-cookie" and v.startswith("websonic_session=")
+    )
     assert "HttpOnly" in cookie
     assert "SameSite=lax" in cookie
     assert "Secure" not in cookie  # development settings

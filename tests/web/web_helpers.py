@@ -33,11 +33,15 @@ GLOBEX_VIEWER = ("gary", "globex-viewer-password")
 class World:
     settings: Settings
     platform: Platform
-    
+
 
 def make_settings(home: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {"home": home, "environment": "development",
-                                 "admin_password": ADMIN[1], "workers": 1}
+    values: dict[str, object] = {
+        "home": home,
+        "environment": "development",
+        "admin_password": ADMIN[1],
+        "workers": 1,
+    }
     return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
 
@@ -56,17 +60,34 @@ def seed(platform: Platform, tmp_path: Path) -> None:
         add_user(session, *ACME_OWNER, Role.OWNER, customer=acme, actor="test")
         add_user(session, *GLOBEX_VIEWER, Role.VIEWER, customer=globex, actor="test")
         for ref in ("acme/brochure", "globex/shop"):
-            add_site(session, platform.runner, ref,
-                     str(static_source(tmp_path / "sources" / ref)), actor="test")
+            add_site(
+                session,
+                platform.runner,
+                ref,
+                str(static_source(tmp_path / "sources" / ref)),
+                actor="test",
+            )
     with platform.transaction() as session:
         site = get_site(session, "acme/brochure")
-        session.add(Release(
-            site_id=site.id, number=1, digest="sha256:" + "ab" * 32,
-            config_digest="sha256:" + "cd" * 32, size=3 * 1024 * 1024, layers=[],
-            base_digest=None, tool_versions={}, source_ref=site.source, source_revision=None,
-            source_epoch=0, signature="c2lnbmF0dXJl", signed_payload="{}",
-            signing_key_id="test-key", sbom_digest="sha256:" + "ef" * 32,
-        ))
+        session.add(
+            Release(
+                site_id=site.id,
+                number=1,
+                digest="sha256:" + "ab" * 32,
+                config_digest="sha256:" + "cd" * 32,
+                size=3 * 1024 * 1024,
+                layers=[],
+                base_digest=None,
+                tool_versions={},
+                source_ref=site.source,
+                source_revision=None,
+                source_epoch=0,
+                signature="c2lnbmF0dXJl",
+                signed_payload="{}",
+                signing_key_id="test-key",
+                sbom_digest="sha256:" + "ef" * 32,
+            )
+        )
 
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -78,13 +99,21 @@ def form_token(html: str) -> str:
     return match.group(1)
 
 
-def login(client: httpx.Client | TestClient, username: str, password: str,
-          next_path: str = "/") -> httpx.Response:
+def login(
+    client: httpx.Client | TestClient, username: str, password: str, next_path: str = "/"
+) -> httpx.Response:
     """Log in through the portal form, as a browser does (GET the form, POST it)."""
     page = client.get("/login")
     assert page.status_code == 200
-    return client.post("/login", data={"username": username, "password": password,
-                                       "csrf_token": form_token(page.text), "next": next_path})
+    return client.post(
+        "/login",
+        data={
+            "username": username,
+            "password": password,
+            "csrf_token": form_token(page.text),
+            "next": next_path,
+        },
+    )
 
 
 def csrf_of(client: httpx.Client | TestClient) -> str:
@@ -92,5 +121,3 @@ def csrf_of(client: httpx.Client | TestClient) -> str:
     assert response.status_code == 200, response.text
     token: str = response.json()["csrf_token"]
     return token
-
-

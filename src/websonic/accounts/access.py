@@ -91,7 +91,9 @@ def require_customer_manager(user: User) -> None:
 # Lookups scoped to a user ------------------------------------------------------------------
 
 
-def visible_customers(session: Session, user: User, *, with_releases: bool = False) -> list[Customer]:
+def visible_customers(
+    session: Session, user: User, *, with_releases: bool = False
+) -> list[Customer]:
     """The customers ``user`` may see, by slug; optionally with their sites and releases loaded."""
     query = select(Customer).order_by(Customer.slug)
     if not is_agency(user):
@@ -178,9 +180,15 @@ def request_build_as(
     site = site_for(session, user, customer_slug, site_slug)
     require_builder(user)
     job = builds.request_build(session, site, ref=ref, requested_by=actor(user))
-    record(session, actor(user), "build.request", customer_id=site.customer_id,
-           target=f"{customer_slug}/{site_slug}", detail={"job": job.id, "ref": ref},
-           remote_addr=remote_addr)
+    record(
+        session,
+        actor(user),
+        "build.request",
+        customer_id=site.customer_id,
+        target=f"{customer_slug}/{site_slug}",
+        detail={"job": job.id, "ref": ref},
+        remote_addr=remote_addr,
+    )
     return job
 
 

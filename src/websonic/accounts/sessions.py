@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from websonic.accounts.models import PortalSession, User
@@ -123,9 +123,14 @@ def revoke_session(session: Session, session_id: int, *, remote_addr: str | None
     if portal is None or portal.revoked_at is not None:
         return
     portal.revoked_at = utcnow()
-    record(session, f"user:{portal.user.username}", "logout",
-           customer_id=portal.user.customer_id, target=portal.user.username,
-           remote_addr=remote_addr)
+    record(
+        session,
+        f"user:{portal.user.username}",
+        "logout",
+        customer_id=portal.user.customer_id,
+        target=portal.user.username,
+        remote_addr=remote_addr,
+    )
 
 
 @dataclass(frozen=True)
@@ -143,13 +148,17 @@ class LoginThrottle:
         if remote_addr:
             self._check_one(session, AuditEvent.remote_addr == remote_addr, self.per_address, now)
 
-    def _check_one(self, session: Session, which: object, limit: int, now: dt.datetime) -> None:
-        failures = list(session.scalars(
-            select(AuditEvent.at)
-            .where(AuditEvent.action == LOGIN_FAILURE, AuditEvent.at > now - self.window, which)
-            .order_by(AuditEvent.at.desc())
-            .limit(limit)
-        ))
+    def _check_one(
+        self, session: Session, which: ColumnElement[bool], limit: int, now: dt.datetime
+    ) -> None:
+        failures = list(
+            session.scalars(
+                select(AuditEvent.at)
+                .where(AuditEvent.action == LOGIN_FAILURE, AuditEvent.at > now - self.window, which)
+                .order_by(AuditEvent.at.desc())
+                .limit(limit)
+            )
+        )
         if len(failures) >= limit:
             oldest = failures[-1]
             if oldest.tzinfo is None:
@@ -181,8 +190,14 @@ def log_in(
         with transaction(sessions) as session:
             user = authenticate(session, username, password)
             cookie_value, portal = open_session(session, user, ttl, remote_addr)
-            record(session, f"user:{user.username}", "login.success",
-                   customer_id=user.customer_id, target=target, remote_addr=remote_addr)
+            record(
+                session,
+                f"user:{user.username}",
+                "login.success",
+                customer_id=user.customer_id,
+                target=target,
+                remote_addr=remote_addr,
+            )
             return cookie_value, portal
     except LoginRefused as exc:
         _record_failure(sessions, LOGIN_FAILURE, target, exc.reason, remote_addr)
@@ -193,5 +208,11 @@ def _record_failure(
     sessions: sessionmaker[Session], action: str, target: str, reason: str, remote_addr: str | None
 ) -> None:
     with transaction(sessions) as session:
-        record(session, "anonymous", action, target=target, detail={"reason": reason},
-               remote_addr=remote_addr)
+        record(
+            session,
+            "anonymous",
+            action,
+            target=target,
+            detail={"reason": reason},
+            remote_addr=remote_addr,
+        )

@@ -215,19 +215,22 @@ def build_base(
     cache_dir: Path,
     max_age_seconds: float,
     on_line: LineSink | None = None,
+    no_cache: bool = False,
     now: Callable[[], float] = time.time,
 ) -> BuiltBase:
     """Make (or reuse) the rootfs tarball of ``spec`` and build its image; return what was built.
 
     A cached tarball younger than ``max_age_seconds`` is reused. A file lock keeps two processes
     from building the same base at once; the tarball is written under a temporary name and
-    renamed, so an interrupted build never leaves a truncated one behind.
+    renamed, so an interrupted build never leaves a truncated one behind. ``no_cache`` rebuilds
+    the image without buildah's layer cache (the rootfs cache still applies); the digest is the
+    same.
     """
     started = time.monotonic()
     cache_dir.mkdir(parents=True, exist_ok=True)
     with _locked(cache_dir / f"{spec.cache_key}.lock"):
         rootfs = _ensure_rootfs(spec, runner, cache_dir, max_age_seconds, on_line, now)
-        image_id = _build_image(spec, rootfs, runner, cache_dir, on_line)
+        image_id = _build_image(spec, rootfs, runner, cache_dir, on_line, no_cache=no_cache)
         info = buildah.parse_image_inspect(runner.run(buildah.image_inspect(spec.image)).stdout)
     if info.id != image_id:
         raise BuildFailed(f"{spec.image} is {info.id}, but the build made {image_id}")
@@ -375,6 +378,8 @@ def _build_image(
     runner: Runner,
     cache_dir: Path,
     on_line: LineSink | None,
+    *,
+    no_cache: bool = False,
 ) -> str:
     context = cache_dir / f"{spec.cache_key}.tmp-ctx-{os.getpid()}"
     shutil.rmtree(context, ignore_errors=True)
@@ -400,6 +405,7 @@ def _build_image(
                 timestamp=rootfs.epoch,
                 containerfile=context / "Containerfile",
                 iidfile=iid,
+                no_cache=no_cache,
             ),
             on_line=on_line,
             error=f"buildah could not build {spec.image}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -30,9 +31,17 @@ STATUS_OF: list[tuple[type[WebsonicError], int]] = [
     (TooManyAttempts, 429),
     (NotInitialised, 503),
 ]
-TITLES = {400: "Bad request", 401: "Not logged in", 403: "Forbidden", 404: "Not found",
-          405: "Method not allowed", 409: "Already exists", 422: "Invalid input",
-          429: "Too many requests", 503: "Unavailable"}
+TITLES = {
+    400: "Bad request",
+    401: "Not logged in",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Already exists",
+    422: "Invalid input",
+    429: "Too many requests",
+    503: "Unavailable",
+}
 
 
 def status_of(exc: WebsonicError) -> int:
@@ -43,8 +52,14 @@ def is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def problem(request: Request, status: int, detail: str, *, hint: str | None = None,
-            headers: dict[str, str] | None = None) -> Response:
+def problem(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    hint: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     """An RFC 9457 problem in the API, the error page elsewhere."""
     title = TITLES.get(status, "Error")
     if not is_api(request):
@@ -53,8 +68,9 @@ def problem(request: Request, status: int, detail: str, *, hint: str | None = No
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if hint:
         body["hint"] = hint
-    return JSONResponse(body, status_code=status, headers=headers,
-                        media_type="application/problem+json")
+    return JSONResponse(
+        body, status_code=status, headers=headers, media_type="application/problem+json"
+    )
 
 
 async def on_websonic_error(request: Request, exc: Exception) -> Response:
@@ -67,12 +83,14 @@ async def on_auth_required(request: Request, exc: Exception) -> Response:
     if not is_api(request):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
-    return problem(request, 401, "Log in first.", headers={"WWW-Authenticate": 'Cookie realm="websonic"'})
+    challenge = {"WWW-Authenticate": 'Cookie realm="websonic"'}
+    return problem(request, 401, "Log in first.", headers=challenge)
 
 
 async def on_csrf_rejected(request: Request, exc: Exception) -> Response:
-    return problem(request, 403, "Missing or wrong CSRF token.",
-                   hint="Reload the page and try again.")
+    return problem(
+        request, 403, "Missing or wrong CSRF token.", hint="Reload the page and try again."
+    )
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:

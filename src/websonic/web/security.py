@@ -12,16 +12,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from websonic.settings import Settings
 
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'none'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self'",
-    "connect-src 'self'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-    "base-uri 'none'",
-])
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ]
+)
 
 HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -64,12 +66,27 @@ def secure_cookies(settings: Settings) -> bool:
     return settings.environment != "development"
 
 
-def set_cookie(response: Response, settings: Settings, name: str, value: str, *,
-               path: str = "/", max_age: int | None = None) -> None:
-    response.set_cookie(name, value, path=path, max_age=max_age, httponly=True, samesite="lax",
-                        secure=secure_cookies(settings))
+def set_cookie(
+    response: Response,
+    settings: Settings,
+    name: str,
+    value: str,
+    *,
+    path: str = "/",
+    max_age: int | None = None,
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        path=path,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(settings),
+    )
 
 
 def delete_cookie(response: Response, settings: Settings, name: str, *, path: str = "/") -> None:
-    response.delete_cookie(name, path=path, httponly=True, samesite="lax",
-                           secure=secure_cookies(settings))
+    response.delete_cookie(
+        name, path=path, httponly=True, samesite="lax", secure=secure_cookies(settings)
+    )

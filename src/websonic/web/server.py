@@ -13,8 +13,13 @@ from websonic.settings import Settings
 from websonic.web.app import create_app
 
 
-def make_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, *,
-                forwarded_allow_ips: str | None = None) -> uvicorn.Server:
+def make_server(
+    app: FastAPI,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    forwarded_allow_ips: str | None = None,
+) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
         host=host,
@@ -27,7 +32,12 @@ def make_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, *,
     return uvicorn.Server(config)
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, *,
-          forwarded_allow_ips: str | None = None) -> None:
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    forwarded_allow_ips: str | None = None,
+) -> None:
     """Serve the portal, the API and the job workers until interrupted."""
     make_server(create_app(settings), host, port, forwarded_allow_ips=forwarded_allow_ips).run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,14 @@ templates = Jinja2Templates(directory=TEMPLATES_DIR)
 templates.env.filters.update(short_digest=short_digest, human_size=human_size, when=when)
 
 
-def render(request: Request, name: str, context: dict[str, Any], *, status_code: int = 200,
-           headers: dict[str, str] | None = None) -> Response:
-    return templates.TemplateResponse(request, name, context, status_code=status_code,
-                                      headers=headers)
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    return templates.TemplateResponse(
+        request, name, context, status_code=status_code, headers=headers
+    )

@@ -21,8 +21,9 @@ def list_customers(request: Request, viewer: Caller) -> list[CustomerOut]:
 
 
 @router.post("/customers", status_code=201)
-def add_customer(body: CustomerIn, request: Request, response: Response,
-                 viewer: Caller) -> CustomerOut:
+def add_customer(
+    body: CustomerIn, request: Request, response: Response, viewer: Caller
+) -> CustomerOut:
     with platform_of(request).transaction() as session:
         customer = access.add_customer_as(session, viewer.user, body.slug, body.name)
         response.headers["Location"] = f"{request.url.path}/{customer.slug}/sites"

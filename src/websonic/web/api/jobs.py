@@ -21,7 +21,8 @@ def get_job(job_id: int, request: Request, viewer: Caller) -> JobOut:
 
 
 @router.get("/jobs/{job_id}/log")
-def get_job_log(job_id: int, request: Request, viewer: Caller,
-                offset: Annotated[int, Query(ge=0)] = 0) -> JobLogOut:
+def get_job_log(
+    job_id: int, request: Request, viewer: Caller, offset: Annotated[int, Query(ge=0)] = 0
+) -> JobLogOut:
     with platform_of(request).transaction() as session:
         return JobLogOut.of(access.job_log_for(session, viewer.user, job_id, offset))

@@ -23,8 +23,9 @@ class MeOut(BaseModel):
     @classmethod
     def of(cls, user: User, csrf_token: str) -> MeOut:
         customer = user.customer.slug if user.customer else None
-        return cls(username=user.username, role=user.role.value, customer=customer,
-                   csrf_token=csrf_token)
+        return cls(
+            username=user.username, role=user.role.value, customer=customer, csrf_token=csrf_token
+        )
 
 
 class CustomerIn(BaseModel):
@@ -52,8 +53,14 @@ class SiteOut(BaseModel):
 
     @classmethod
     def of(cls, site: Site) -> SiteOut:
-        return cls(customer=site.customer.slug, slug=site.slug, kind=site.kind,
-                   source=site.source, ref=site.ref, created_at=site.created_at)
+        return cls(
+            customer=site.customer.slug,
+            slug=site.slug,
+            kind=site.kind,
+            source=site.source,
+            ref=site.ref,
+            created_at=site.created_at,
+        )
 
 
 class ReleaseOut(BaseModel):
@@ -68,10 +75,16 @@ class ReleaseOut(BaseModel):
 
     @classmethod
     def of(cls, release: Release) -> ReleaseOut:
-        return cls(number=release.number, digest=release.digest, size=release.size,
-                   signed=bool(release.signature), signing_key_id=release.signing_key_id,
-                   source_ref=release.source_ref, source_revision=release.source_revision,
-                   created_at=release.created_at)
+        return cls(
+            number=release.number,
+            digest=release.digest,
+            size=release.size,
+            signed=bool(release.signature),
+            signing_key_id=release.signing_key_id,
+            source_ref=release.source_ref,
+            source_revision=release.source_revision,
+            created_at=release.created_at,
+        )
 
 
 class BuildIn(BaseModel):
@@ -94,11 +107,20 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
-        return cls(id=job.id, kind=job.kind, status=job.status.value,
-                   finished=job.status.finished, progress=job.progress, step=job.step,
-                   error=job.error, result=job.result or {}, requested_by=job.requested_by,
-                   created_at=job.created_at, started_at=job.started_at,
-                   finished_at=job.finished_at)
+        return cls(
+            id=job.id,
+            kind=job.kind,
+            status=job.status.value,
+            finished=job.status.finished,
+            progress=job.progress,
+            step=job.step,
+            error=job.error,
+            result=job.result or {},
+            requested_by=job.requested_by,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+        )
 
 
 class JobLogOut(BaseModel):
@@ -116,6 +138,13 @@ class JobLogOut(BaseModel):
     @classmethod
     def of(cls, piece: JobLog) -> JobLogOut:
         job = piece.job
-        return cls(offset=piece.offset, next_offset=piece.next_offset, text=piece.text,
-                   finished=piece.finished, status=job.status.value, progress=job.progress,
-                   step=job.step, error=job.error)
+        return cls(
+            offset=piece.offset,
+            next_offset=piece.next_offset,
+            text=piece.text,
+            finished=piece.finished,
+            status=job.status.value,
+            progress=job.progress,
+            step=job.step,
+            error=job.error,
+        )

@@ -38,9 +38,14 @@ def request_build(
 ) -> JobOut:
     """Queue a build; follow it at the job's URL (``Location``) and its ``/log``."""
     with platform_of(request).transaction() as session:
-        job = access.request_build_as(session, viewer.user, customer, site,
-                                      ref=body.ref if body else None,
-                                      remote_addr=client_addr(request))
+        job = access.request_build_as(
+            session,
+            viewer.user,
+            customer,
+            site,
+            ref=body.ref if body else None,
+            remote_addr=client_addr(request),
+        )
         out = JobOut.of(job)
     request.app.state.workers.enqueue(out.id)
     response.headers["Location"] = f"/api/v1/jobs/{out.id}"

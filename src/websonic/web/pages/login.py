@@ -15,8 +15,14 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from websonic.accounts.sessions import LoginRefused, TooManyAttempts, log_in, revoke_session
-from websonic.web.auth import (SESSION_COOKIE, Viewer, client_addr, form_viewer, platform_of,
-                           settings_of)
+from websonic.web.auth import (
+    SESSION_COOKIE,
+    Viewer,
+    client_addr,
+    form_viewer,
+    platform_of,
+    settings_of,
+)
 from websonic.web.auth import session_viewer as current_viewer
 from websonic.web.security import delete_cookie, set_cookie
 from websonic.web.templating import render
@@ -32,8 +38,14 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def login_form(request: Request, next_path: str, *, error: str | None = None,
-               status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+def login_form(
+    request: Request,
+    next_path: str,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
     token = secrets.token_urlsafe(32)
     context = {"csrf_token": token, "next": safe_next(next_path), "error": error, "viewer": None}
     response = render(request, "login.html", context, status_code=status_code, headers=headers)
@@ -42,7 +54,7 @@ def login_form(request: Request, next_path: str, *, error: str | None = None,
 
 
 @router.get("/login")
-def login_page(request: Request, next: str = "/") -> Response:  # noqa: A002
+def login_page(request: Request, next: str = "/") -> Response:
     if current_viewer(request) is not None:
         return RedirectResponse(safe_next(next), status_code=303)
     return login_form(request, next)
@@ -54,21 +66,32 @@ def login(
     username: Annotated[str, Form(max_length=200)],
     password: Annotated[str, Form(max_length=1000)],
     csrf_token: Annotated[str, Form()] = "",
-    next: Annotated[str, Form()] = "/",  # noqa: A002
+    next: Annotated[str, Form()] = "/",
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not secrets.compare_digest(expected.encode(), csrf_token.encode()):
-        return login_form(request, next, error="The form expired; please try again.",
-                          status_code=403)
+        return login_form(
+            request, next, error="The form expired; please try again.", status_code=403
+        )
     settings = settings_of(request)
     ttl = dt.timedelta(minutes=settings.session_ttl_minutes)
     try:
-        cookie_value, _ = log_in(platform_of(request).sessions, username, password, ttl=ttl,
-                                 remote_addr=client_addr(request),
-                                 throttle=request.app.state.login_throttle)
+        cookie_value, _ = log_in(
+            platform_of(request).sessions,
+            username,
+            password,
+            ttl=ttl,
+            remote_addr=client_addr(request),
+            throttle=request.app.state.login_throttle,
+        )
     except TooManyAttempts as exc:
-        return login_form(request, next, error=f"{exc.message} {exc.hint}", status_code=429,
-                          headers={"Retry-After": str(exc.retry_after)})
+        return login_form(
+            request,
+            next,
+            error=f"{exc.message} {exc.hint}",
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     except LoginRefused as exc:
         return login_form(request, next, error=exc.message, status_code=401)
     response = RedirectResponse(safe_next(next), status_code=303)

@@ -21,17 +21,26 @@ FormViewer = Annotated[Viewer, Depends(form_viewer)]
 def dashboard(request: Request, viewer: PageViewer) -> Response:
     with platform_of(request).transaction() as session:
         customers = access.visible_customers(session, viewer.user, with_releases=True)
-        context = {"viewer": viewer, "customers": customers,
-                   "can_build": access.can_build(viewer.user)}
+        context = {
+            "viewer": viewer,
+            "customers": customers,
+            "can_build": access.can_build(viewer.user),
+        }
         return render(request, "dashboard.html", context)
 
 
 @router.post("/sites/{customer}/{site}/build")
-def build(customer: str, site: str, request: Request, viewer: FormViewer,
-          ref: Annotated[str, Form(max_length=200)] = "") -> Response:
+def build(
+    customer: str,
+    site: str,
+    request: Request,
+    viewer: FormViewer,
+    ref: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
     with platform_of(request).transaction() as session:
-        job = access.request_build_as(session, viewer.user, customer, site, ref=ref or None,
-                                      remote_addr=client_addr(request))
+        job = access.request_build_as(
+            session, viewer.user, customer, site, ref=ref or None, remote_addr=client_addr(request)
+        )
         job_id = job.id
     request.app.state.workers.enqueue(job_id)
     return RedirectResponse(f"/jobs/{job_id}", status_code=303)

@@ -1,0 +1,53 @@
+"""Shared helpers of the benchmarks: timing, medians, writing a section of docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "docs" / "benchmarks.md"
+CONTAINERS_CONF = ROOT / "src" / "websonic" / "data" / "containers.conf"
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def run(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    proc = subprocess.run(argv, env={**os.environ, **(env or {})}, cwd=cwd, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    memory = Path("/proc/meminfo").read_text().split("\n")[0].split()[1]
+    return (f"{platform.system()} {platform.release()}, {cpus} CPUs, "
+            f"{int(memory) // 1024 // 1024} GiB, {time.strftime('%Y-%m-%d')}")
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or add) the section ``## name`` of docs/benchmarks.md."""
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n\n" \
+        "Measured with the scripts in `bench/`, each comparing WebSonic side by side with the " \
+        "tool a user would otherwise pick, in one run on one machine. Single machines are " \
+        "noisy: compare within a table, not across runs.\n"
+    section = f"## {name}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    RESULTS.write_text(text.rstrip() + "\n")

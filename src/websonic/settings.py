@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     base_cache_dir: Path | None = Field(
         default=None, description="Cache of base root filesystems; default: cache/base in the state folder."
     )
+    build_ca_bundle: Path | None = Field(
+        default=Path("/etc/ssl/certs/ca-certificates.crt"),
+        description="CA bundle lent (read-only, never stored in an image) to the RUN steps of "
+        "builds, for dependency installs behind a TLS-intercepting proxy.",
+    )
     build_timeout_seconds: int = Field(default=3600, ge=10, description="Limit for one build.")
     admin_password: SecretStr | None = Field(
         default=None,

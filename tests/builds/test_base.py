@@ -176,7 +176,9 @@ def png_bytes() -> bytes:
     """A valid 2x2 PNG."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     raw = b"".join(b"\x00" + b"\xff\x00\x00" * 2 for _ in range(2))
     return (
@@ -246,9 +248,9 @@ def test_static_brochure(runner, base_of, tmp_path, cleanup):
     info = inspect(runner, tag)
     assert info.id == image
     assert info.user == "10001:10001"
-    assert info.layers[: len(inspect(runner, base.image).layers)] == inspect(
-        runner, base.image
-    ).layers
+    assert (
+        info.layers[: len(inspect(runner, base.image).layers)] == inspect(runner, base.image).layers
+    )
 
     site = Site(runner, tag, env={})
     cleanup.append(site.close)
@@ -290,7 +292,9 @@ def test_python_shop_with_postgresql(runner, base_of, tmp_path, cleanup):
     assert "SHOP_NAME=Atelier Lumière" in info.env
 
     volume = f"websonic-test-uploads-{uuid.uuid4().hex[:8]}"
-    cleanup.append(lambda: runner.run(Command.of("podman", "volume", "rm", "-f", volume), check=False))
+    cleanup.append(
+        lambda: runner.run(Command.of("podman", "volume", "rm", "-f", volume), check=False)
+    )
     url = f"postgresql://postgres@{HOST_LOOPBACK}:5432/{db}"
     site = Site(runner, tag, env={"DATABASE_URL": url}, volumes=[f"{volume}:/srv/site/uploads"])
     cleanup.append(site.close)
@@ -348,7 +352,9 @@ def test_php_guestbook_with_mariadb(runner, base_of, tmp_path, cleanup):
     assert "DB_NAME=guestbook" in info.env  # the manifest's plain default
 
     volume = f"websonic-test-uploads-{suffix}"
-    cleanup.append(lambda: runner.run(Command.of("podman", "volume", "rm", "-f", volume), check=False))
+    cleanup.append(
+        lambda: runner.run(Command.of("podman", "volume", "rm", "-f", volume), check=False)
+    )
     env = {"DB_HOST": HOST_LOOPBACK, "DB_NAME": db, "DB_USER": user, "DB_PASSWORD": password}
     site = Site(runner, tag, env=env, secrets=[password],
                 volumes=[f"{volume}:/srv/site/public/uploads"])  # fmt: skip
@@ -408,3 +414,19 @@ def test_editing_a_page_rebuilds_only_the_last_layers(runner, base_of, tmp_path,
     shared = base_layers + 3
     assert layers1[:shared] == layers2[:shared]
     assert layers1[shared] != layers2[shared]
+
+
+def test_node_status(runner, base_of, tmp_path, cleanup):
+    base = base_of("node")
+    tag = f"localhost/websonic-test/node-status-{uuid.uuid4().hex[:8]}:1"
+    source = stage("node-status", tmp_path / "src")
+    image = build_site(runner, source, base, tag)
+    cleanup.append(lambda: runner.run(buildah.rmi(tag), check=False))
+    info = inspect(runner, tag)
+    assert info.id == image and info.user == "10001:10001"
+    site = Site(runner, tag, env={"SITE_TITLE": "Status <Acme>"})
+    cleanup.append(site.close)
+    assert site.wait_status("/healthz", 200).text.strip() == "ok"
+    page = site.http.get("/")
+    assert page.status_code == 200
+    assert "Status &lt;Acme&gt;" in page.text and "Up for" in page.text

@@ -47,7 +47,9 @@ DATABASE_URL = { secret = true }
 
 
 def test_python_dependencies_before_site_files():
-    facts = SourceFacts(frozenset({"requirements.txt", "wsgi.py"}), requirements="gunicorn==23.0.0\n")
+    facts = SourceFacts(
+        frozenset({"requirements.txt", "wsgi.py"}), requirements="gunicorn==23.0.0\n"
+    )
     text = render_containerfile(manifest(PY), BASE.format("python"), facts=facts)
     lines = lines_of(text)
     assert lines[1] == "FROM localhost/websonic/base-python:bookworm"
@@ -138,9 +140,11 @@ def test_php_apache_and_composer():
     m = manifest('[site]\nkind = "php"\nroot = "web"\n')
     text = render_containerfile(m, "b", facts={"composer.json", "composer.lock", "web"})
     lines = lines_of(text)
-    assert index_of(lines, "COPY composer.json composer.lock") < index_of(
-        lines, "RUN composer install"
-    ) < lines.index("COPY . /srv/site/")
+    assert (
+        index_of(lines, "COPY composer.json composer.lock")
+        < index_of(lines, "RUN composer install")
+        < lines.index("COPY . /srv/site/")
+    )
     assert 'WEBSONIC_DOCROOT="/srv/site/web"' in text
     assert lines[-1] == 'CMD ["websonic-apache"]'
 
@@ -192,7 +196,9 @@ def test_dependency_files_and_excludes():
     assert not kinds.is_excluded("static/git.png")
 
 
-@pytest.mark.parametrize("example", ["static-brochure", "python-shop", "php-guestbook"])
+@pytest.mark.parametrize(
+    "example", ["static-brochure", "python-shop", "php-guestbook", "node-status"]
+)
 def test_examples_render(example):
     source = EXAMPLES / example
     m, detected = load_manifest(source)

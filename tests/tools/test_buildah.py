@@ -89,7 +89,14 @@ def test_parse_image_inspect_rejects_garbage():
 
 
 def test_image_commands():
-    assert buildah.image_inspect("x").argv == ("podman", "image", "inspect", "--format", "json", "x")
+    assert buildah.image_inspect("x").argv == (
+        "podman",
+        "image",
+        "inspect",
+        "--format",
+        "json",
+        "x",
+    )
     assert buildah.image_exists("x").argv == ("podman", "image", "exists", "x")
     assert buildah.rmi("a", "b").argv == ("podman", "rmi", "--ignore", "a", "b")
     assert buildah.rmi("a", force=True).argv == ("podman", "rmi", "--force", "--ignore", "a")

@@ -111,7 +111,7 @@ def test_site_user_hook_is_idempotent(tmp_path):
 
 
 def test_write_file_hook_writes_exact_content(tmp_path):
-    content = "Listen ${WEBSONIC_PORT}\nit's \"quoted\" $HOME\n"
+    content = 'Listen ${WEBSONIC_PORT}\nit\'s "quoted" $HOME\n'
     _run_hook(mm.write_file_hook("/etc/x/y.conf", content, 0o755), tmp_path)
     target = tmp_path / "etc/x/y.conf"
     assert target.read_text() == content
@@ -119,8 +119,13 @@ def test_write_file_hook_writes_exact_content(tmp_path):
 
 
 def test_cleanup_hook_removes_non_reproducible_files(tmp_path):
-    for rel in ("var/cache/ldconfig/aux-cache", "var/lib/dpkg/status-old", "etc/passwd-",
-                "var/log/apt/history.log", "tmp/junk"):
+    for rel in (
+        "var/cache/ldconfig/aux-cache",
+        "var/lib/dpkg/status-old",
+        "etc/passwd-",
+        "var/log/apt/history.log",
+        "tmp/junk",
+    ):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x")
     (tmp_path / "etc/machine-id").write_text("0123456789abcdef\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,12 +14,26 @@ from websonic.platform import init_platform, open_platform
 from websonic.web.app import create_app
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    settings = make_settings(tmp_path / "home")
+@pytest.fixture(scope="session")
+def seeded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A state folder made by ``init_platform`` and seeded once; each test gets a copy."""
+    base = tmp_path_factory.mktemp("seeded")
+    settings = make_settings(base / "home")
     init_platform(settings)
     platform = open_platform(settings)
-    seed(platform, tmp_path)
+    try:
+        seed(platform, base)
+    finally:
+        platform.close()
+    return settings.home
+
+
+@pytest.fixture
+def world(seeded_home: Path, tmp_path: Path) -> Iterator[World]:
+    home = tmp_path / "home"
+    shutil.copytree(seeded_home, home)
+    settings = make_settings(home)
+    platform = open_platform(settings)
     yield World(settings, platform)
     platform.close()
 

@@ -124,7 +124,8 @@ def _kind_hooks(kind: str) -> tuple[str, ...]:
             w("/etc/apache2/conf-available/websonic.conf", APACHE_CONF),
             w("/usr/local/bin/websonic-apache", APACHE_START, 0o755),
             w("/etc/php/websonic.ini", PHP_INI),
-            'for d in "$1"/etc/php/*/apache2/conf.d; do ln -sf /etc/php/websonic.ini "$d"/90-websonic.ini; done',
+            'for d in "$1"/etc/php/*/apache2/conf.d; do '
+            'ln -sf /etc/php/websonic.ini "$d"/90-websonic.ini; done',
             mmdebstrap.chroot_hook("a2dissite", "-q", "000-default"),
             mmdebstrap.chroot_hook("a2ensite", "-q", "websonic"),
             mmdebstrap.chroot_hook("a2enconf", "-q", "websonic"),
@@ -333,7 +334,7 @@ def _read_meta(path: Path) -> dict[str, Any] | None:
         return None
     if not all(k in meta for k in ("created", "sha256", "epoch", "packages")):
         return None
-    return meta  # type: ignore[no-any-return]
+    return meta
 
 
 def _sha256(path: Path) -> str:

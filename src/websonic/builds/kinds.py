@@ -154,7 +154,8 @@ def render_containerfile(
         **(labels or {}),
     }
     lines.append(
-        "LABEL " + " \\\n      ".join(f"{k}={quote_value(v)}" for k, v in sorted(all_labels.items()))
+        "LABEL "
+        + " \\\n      ".join(f"{k}={quote_value(v)}" for k, v in sorted(all_labels.items()))
     )
     env = {**_kind_env(manifest), **manifest.plain_env}
     lines.append(_env_line(env))
@@ -192,9 +193,11 @@ def _check_volumes(manifest: Manifest) -> None:
 def _kind_env(manifest: Manifest) -> dict[str, str]:
     port = str(manifest.site.port)
     root = _served_root(manifest)
-    common = {"PORT": port, "HOME": "/tmp"}
+    # Paths inside the container: the site user may write only /tmp and its volumes.
+    common = {"PORT": port, "HOME": "/tmp"}  # noqa: S108
     if manifest.kind == "static":
-        return {**common, "XDG_CONFIG_HOME": "/tmp/caddy", "XDG_DATA_HOME": "/tmp/caddy"}
+        caddy = "/tmp/caddy"  # noqa: S108
+        return {**common, "XDG_CONFIG_HOME": caddy, "XDG_DATA_HOME": caddy}
     if manifest.kind == "php":
         return {**common, "WEBSONIC_PORT": port, "WEBSONIC_DOCROOT": root}
     if manifest.kind == "python":
@@ -227,7 +230,8 @@ def _dependency_steps(manifest: Manifest, facts: SourceFacts) -> list[str]:
                 f"COPY requirements.txt {SITE_DIR}/requirements.txt",
                 f"RUN PIP_CERT={SYSTEM_CA} PIP_DISABLE_PIP_VERSION_CHECK=1 "
                 f"{VENV}/bin/pip install --no-cache-dir --no-compile --no-input "
-                f"-r {SITE_DIR}/requirements.txt && {_clean_pyc(VENV)} && {CLEAN_TMP} && rm -rf /root/.cache",
+                f"-r {SITE_DIR}/requirements.txt && {_clean_pyc(VENV)} && {CLEAN_TMP} "
+                "&& rm -rf /root/.cache",
             ]
         return steps
     if kind == "node" and "package.json" in present:
@@ -254,8 +258,10 @@ def _dependency_steps(manifest: Manifest, facts: SourceFacts) -> list[str]:
 def _after_copy_steps(manifest: Manifest, facts: SourceFacts) -> list[str]:
     if manifest.kind == "php" and facts.has("composer.json"):
         return [f"RUN composer dump-autoload --no-dev --optimize --no-interaction && {CLEAN_TMP}"]
-    if manifest.kind == "python" and not facts.has("requirements.txt") and facts.has(
-        "pyproject.toml"
+    if (
+        manifest.kind == "python"
+        and not facts.has("requirements.txt")
+        and facts.has("pyproject.toml")
     ):
         # No requirements.txt: the project installs itself (its dependencies with it).
         return [
@@ -282,7 +288,9 @@ def _requirement_names(text: str) -> set[str]:
     return names
 
 
-def start_command(manifest: Manifest, facts: SourceFacts | Collection[str] = SourceFacts()) -> list[str]:
+def start_command(
+    manifest: Manifest, facts: SourceFacts | Collection[str] = SourceFacts()
+) -> list[str]:
     """The command the site's container starts with (the CMD)."""
     if not isinstance(facts, SourceFacts):
         facts = SourceFacts(files=frozenset(facts))

@@ -27,7 +27,7 @@ from websonic.platform import Platform
 from websonic.sites import source as sources
 from websonic.sites.manifest import Manifest, load_manifest
 from websonic.sites.models import Site
-from websonic.tools import skopeo
+from websonic.tools import buildah, skopeo
 
 Progress = Callable[[float, str], None]
 STEP = re.compile(r"^STEP (\d+)/(\d+)")
@@ -61,7 +61,8 @@ def build_release(
     runner = platform.runner
     try:
         progress(0.02, f"fetching source {build.spec}")
-        snap = sources.snapshot(build.spec, work / "src", runner, folder_epoch=build.folder_epoch)
+        snap = sources.snapshot(build.spec, work / "src", runner,
+                                folder_epoch=build.folder_epoch, exclude=kinds.EXCLUDES)
         manifest, _detected = load_manifest(snap.path)
         base = _base_for(platform, manifest)
         containerfile = _write_containerfile(work, snap, manifest, base)
@@ -137,11 +138,16 @@ def _write_containerfile(
     return path
 
 
-def buildah_build_command(containerfile: Path, context: Path, image: str, epoch: int) -> Command:
-    return Command.of(
-        "buildah", "build", "--layers", "--timestamp", epoch, "--identity-label=false",
-        "--format", "oci", "--pull=never", "-f", containerfile, "-t", image, context,
-    )
+SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"  # where generated RUN steps look for CAs
+
+
+def buildah_build_command(
+    containerfile: Path, context: Path, image: str, epoch: int, ca_bundle: Path | None = None
+) -> Command:
+    """The build of a release; ``ca_bundle`` is lent to RUN steps only (never in a layer)."""
+    volumes = [f"{ca_bundle}:{SYSTEM_CA}:ro"] if ca_bundle else []
+    return buildah.build(context, tag=image, timestamp=epoch, containerfile=containerfile,
+                         volumes=volumes)
 
 
 def _buildah_build(
@@ -160,7 +166,9 @@ def _buildah_build(
             step, total = int(match.group(1)), int(match.group(2))
             progress(0.1 + 0.7 * (step - 1) / total, line[:120])
 
-    runner.run(buildah_build_command(containerfile, snap.path, image, snap.epoch),
+    bundle = platform.settings.build_ca_bundle
+    ca_bundle = bundle if bundle is not None and bundle.is_file() else None
+    runner.run(buildah_build_command(containerfile, snap.path, image, snap.epoch, ca_bundle),
                on_line=on_line, timeout=platform.settings.build_timeout_seconds,
                error="buildah could not build the image")
 

@@ -40,16 +40,19 @@ def serve(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    forwarded_allow_ips: str = typer.Option(
+        None, "--forwarded-allow-ips",
+        help="Address(es) of the TLS reverse proxy in front, whose X-Forwarded-For is trusted.",
+    ),
 ) -> None:
     """Run the portal, the API and the background workers (nothing else to start)."""
-    import uvicorn
-
     from websonic.web.app import create_app
+    from websonic.web.server import make_server
 
     cli = get(ctx)
     app = create_app(cli.settings, platform=cli.platform)
     console.print(f"WebSonic on http://{host}:{port}/ (state: {cli.settings.home})")
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=True)
+    make_server(app, host, port, forwarded_allow_ips=forwarded_allow_ips).run()
 
 
 def worker(ctx: typer.Context) -> None:

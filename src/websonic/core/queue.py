@@ -24,7 +24,7 @@ class InProcessConsumer(Consumer):  # type: ignore[misc]
 
 def start_consumer(queue: Huey, workers: int) -> InProcessConsumer:
     consumer = InProcessConsumer(queue, workers=workers, worker_type="thread", periodic=False,
-                                 check_worker_health=False)
+                                 check_worker_health=False, max_delay=1.0)
     consumer.start()
     return consumer
 

@@ -8,8 +8,11 @@ any machine, and editing a page does not change the epoch (so dependency layers 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,14 +92,55 @@ def resolve(spec: SourceSpec, runner: Runner) -> str | None:
     )
 
 
-def snapshot(spec: SourceSpec, dest: Path, runner: Runner, *, folder_epoch: int) -> Snapshot:
-    """Copy the source into ``dest`` (which must not exist) and say what was taken."""
+def snapshot(
+    spec: SourceSpec,
+    dest: Path,
+    runner: Runner,
+    *,
+    folder_epoch: int,
+    exclude: Sequence[str] = IGNORED,
+) -> Snapshot:
+    """Copy the source into ``dest`` (which must not exist) and say what was taken.
+
+    Paths matching ``exclude`` (glob patterns on any path component) are left out, and every
+    file is made readable by all (the site runs as an unprivileged user in its image).
+    """
     if not spec.is_git:
         if not Path(spec.location).is_dir():
             raise SourceError(f"The source folder {spec.location} no longer exists.")
-        shutil.copytree(spec.location, dest, ignore=shutil.ignore_patterns(*IGNORED), symlinks=True)
-        return Snapshot(dest, None, folder_epoch)
-    return _git_snapshot(spec, dest, runner)
+        shutil.copytree(spec.location, dest, ignore=shutil.ignore_patterns(*exclude), symlinks=True)
+        snap = Snapshot(dest, None, folder_epoch)
+    else:
+        snap = _git_snapshot(spec, dest, runner)
+        _remove_excluded(dest, exclude)
+    _readable_by_all(dest)
+    return snap
+
+
+def _remove_excluded(root: Path, exclude: Sequence[str]) -> None:
+    ignore = shutil.ignore_patterns(*exclude)
+    for folder, dirs, files in os.walk(root):
+        for name in ignore(folder, [*dirs, *files]):
+            path = Path(folder) / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+                dirs.remove(name)
+            else:
+                path.unlink()
+
+
+def _readable_by_all(root: Path) -> None:
+    """chmod a+rX: files readable, folders (and executables) enterable by anyone."""
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = Path(folder) / name
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode
+            extra = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+            if path.is_dir() or mode & stat.S_IXUSR:
+                extra |= stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+            path.chmod(stat.S_IMODE(mode) | extra)
 
 
 def _git_snapshot(spec: SourceSpec, dest: Path, runner: Runner) -> Snapshot:

@@ -171,7 +171,9 @@ def base_containerfile(*, rootfs: str, labels: Mapping[str, str], env: Mapping[s
     for name, value in sorted(env.items()):
         lines.append(f"ENV {name}={quote_value(value)}")
     if labels:
-        parts = " \\\n      ".join(f"{quote_value(k)}={quote_value(v)}" for k, v in sorted(labels.items()))
+        parts = " \\\n      ".join(
+            f"{quote_value(k)}={quote_value(v)}" for k, v in sorted(labels.items())
+        )
         lines.append(f"LABEL {parts}")
     lines.append('CMD ["/bin/bash"]')
     return "\n".join(lines) + "\n"

@@ -63,12 +63,12 @@ def site_user_hook(uid: int = SITE_UID, name: str = SITE_USER) -> str:
     group = f"{name}:x:{uid}:"
     shadow = f"{name}:*:0:0:99999:7:::"
     return (
-        f"grep -q '^{name}:' \"$1\"/etc/passwd || echo {shlex.quote(passwd)} >> \"$1\"/etc/passwd; "
-        f"grep -q '^{name}:' \"$1\"/etc/group || echo {shlex.quote(group)} >> \"$1\"/etc/group; "
-        f"if [ -e \"$1\"/etc/shadow ] && ! grep -q '^{name}:' \"$1\"/etc/shadow; then "
-        f"echo {shlex.quote(shadow)} >> \"$1\"/etc/shadow; fi; "
-        f"if [ -e \"$1\"/etc/gshadow ] && ! grep -q '^{name}:' \"$1\"/etc/gshadow; then "
-        f"echo {shlex.quote(name + ':!::')} >> \"$1\"/etc/gshadow; fi; "
+        f'grep -q \'^{name}:\' "$1"/etc/passwd || echo {shlex.quote(passwd)} >> "$1"/etc/passwd; '
+        f'grep -q \'^{name}:\' "$1"/etc/group || echo {shlex.quote(group)} >> "$1"/etc/group; '
+        f'if [ -e "$1"/etc/shadow ] && ! grep -q \'^{name}:\' "$1"/etc/shadow; then '
+        f'echo {shlex.quote(shadow)} >> "$1"/etc/shadow; fi; '
+        f'if [ -e "$1"/etc/gshadow ] && ! grep -q \'^{name}:\' "$1"/etc/gshadow; then '
+        f'echo {shlex.quote(name + ":!::")} >> "$1"/etc/gshadow; fi; '
         'mkdir -p "$1"/srv/site && chmod 0755 "$1"/srv/site'
     )
 
@@ -111,7 +111,7 @@ def mmdebstrap(
         f"--variant={variant}",
         "--format=tar",
         f"--components={','.join(components)}",
-        "--aptopt=Acquire::Retries \"3\"",
+        '--aptopt=Acquire::Retries "3"',
         "--dpkgopt=path-exclude=/usr/share/doc/*",
         "--dpkgopt=path-include=/usr/share/doc/*/copyright",
         "--dpkgopt=path-exclude=/usr/share/man/*",

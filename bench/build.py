@@ -28,16 +28,23 @@ from pathlib import Path
 from common import CONTAINERS_CONF, ROOT, machine, median, run, timed, write_section
 
 KIND_OF = {"static-brochure": "static", "python-shop": "python", "php-guestbook": "php"}
-EDITED = {"static-brochure": "about.html", "python-shop": "wsgi.py",
-          "php-guestbook": "public/index.php"}
+EDITED = {
+    "static-brochure": "about.html",
+    "python-shop": "wsgi.py",
+    "php-guestbook": "public/index.php",
+}
 
 
 class WebSonic:
     def __init__(self, home: Path) -> None:
-        self.env = {"WEBSONIC_HOME": str(home), "WEBSONIC_ADMIN_PASSWORD": "bench-password-123",
-                    "WEBSONIC_BASE_CACHE_DIR": os.environ.get(
-                        "WEBSONIC_BASE_CACHE_DIR", "/var/cache/websonic-test/base"),
-                    "WEBSONIC_BASE_MAX_AGE_HOURS": "720"}
+        self.env = {
+            "WEBSONIC_HOME": str(home),
+            "WEBSONIC_ADMIN_PASSWORD": "bench-password-123",
+            "WEBSONIC_BASE_CACHE_DIR": os.environ.get(
+                "WEBSONIC_BASE_CACHE_DIR", "/var/cache/websonic-test/base"
+            ),
+            "WEBSONIC_BASE_MAX_AGE_HOURS": "720",
+        }
 
     def __call__(self, *args: str) -> dict:
         out = run([sys.executable, "-m", "websonic.cli.main", *args, "--json"], env=self.env)
@@ -45,13 +52,18 @@ class WebSonic:
 
 
 def podman_build(context: Path, containerfile: Path, tag: str) -> None:
-    run(["podman", "build", "--layers", "-q", "-f", str(containerfile), "-t", tag, str(context)],
-        env={"CONTAINERS_CONF": str(CONTAINERS_CONF)})
+    run(
+        ["podman", "build", "--layers", "-q", "-f", str(containerfile), "-t", tag, str(context)],
+        env={"CONTAINERS_CONF": str(CONTAINERS_CONF)},
+    )
 
 
 def podman_containerfile(websonic_containerfile: str, nonce: str) -> str:
-    lines = [line for line in websonic_containerfile.splitlines()
-             if not line.startswith("ENV SOURCE_DATE_EPOCH")]
+    lines = [
+        line
+        for line in websonic_containerfile.splitlines()
+        if not line.startswith("ENV SOURCE_DATE_EPOCH")
+    ]
     first_from = next(i for i, line in enumerate(lines) if line.startswith("FROM "))
     lines.insert(first_from + 1, f"RUN echo {nonce} > /.bench-nonce")
     return "\n".join(lines) + "\n"
@@ -80,8 +92,11 @@ def bench_example(example: str, rounds: int, work: Path) -> dict[str, dict[str, 
         for tool in order:
             source = work / f"{tool}-{r}"
             shutil.copytree(ROOT / "examples" / example, source)
-            steps = _websonic_steps(ws, example, source, r, nonce) if tool == "websonic" \
+            steps = (
+                _websonic_steps(ws, example, source, r, nonce)
+                if tool == "websonic"
                 else _podman_steps(ws, example, source, r, nonce)
+            )
             for step, action in steps:
                 times[tool].setdefault(step, []).append(timed(action))
     return times
@@ -89,33 +104,44 @@ def bench_example(example: str, rounds: int, work: Path) -> dict[str, dict[str, 
 
 def _edit(source: Path, example: str) -> None:
     page = source / EDITED[example]
-    page.write_text(page.read_text() + "\n<!-- edited -->\n" if page.suffix != ".py"
-                    else page.read_text() + "\n# edited\n")
+    page.write_text(
+        page.read_text() + "\n<!-- edited -->\n"
+        if page.suffix != ".py"
+        else page.read_text() + "\n# edited\n"
+    )
 
 
 def _websonic_steps(ws: WebSonic, example: str, source: Path, r: int, nonce: str) -> list:
     ref = f"bench/{example}-{r}"
     epoch = str(315532800 + int(nonce) % 100_000_000)
     ws("site", "add", ref, "--source", str(source), "--epoch", epoch)
-    return [("cold", lambda: ws("build", ref)),
-            ("edit", lambda: (_edit(source, example), ws("build", ref))),
-            ("no-change", lambda: ws("build", ref))]
+    return [
+        ("cold", lambda: ws("build", ref)),
+        ("edit", lambda: (_edit(source, example), ws("build", ref))),
+        ("no-change", lambda: ws("build", ref)),
+    ]
 
 
 def _podman_steps(ws: WebSonic, example: str, source: Path, r: int, nonce: str) -> list:
     containerfile = source.parent / f"Containerfile.podman-{r}"
-    containerfile.write_text(podman_containerfile(rendered_containerfile(ws, example, source), nonce))
+    containerfile.write_text(
+        podman_containerfile(rendered_containerfile(ws, example, source), nonce)
+    )
     tag = f"localhost/bench/{example}:{r}"
-    return [("cold", lambda: podman_build(source, containerfile, tag)),
-            ("edit", lambda: (_edit(source, example), podman_build(source, containerfile, tag))),
-            ("no-change", lambda: podman_build(source, containerfile, tag))]
+    return [
+        ("cold", lambda: podman_build(source, containerfile, tag)),
+        ("edit", lambda: (_edit(source, example), podman_build(source, containerfile, tag))),
+        ("no-change", lambda: podman_build(source, containerfile, tag)),
+    ]
 
 
 def sizes(work: Path, example: str) -> tuple[int, int]:
     ws = WebSonic(work / "home")
     release = ws("release", "list", f"bench/{example}-0")["releases"][-1]
-    podman = run(["podman", "image", "inspect", "--format", "{{.Size}}",
-                  f"localhost/bench/{example}:0"], env={"CONTAINERS_CONF": str(CONTAINERS_CONF)})
+    podman = run(
+        ["podman", "image", "inspect", "--format", "{{.Size}}", f"localhost/bench/{example}:0"],
+        env={"CONTAINERS_CONF": str(CONTAINERS_CONF)},
+    )
     return int(release["size"]), int(podman.strip())
 
 
@@ -129,22 +155,34 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix=f"bench-{example}-") as tmp:
             times = bench_example(example, args.rounds, Path(tmp))
             ws_size, podman_size = sizes(Path(tmp), example)
-            run(["podman", "rmi", "-f", *[f"localhost/bench/{example}:{r}"
-                                          for r in range(args.rounds)]],
-                env={"CONTAINERS_CONF": str(CONTAINERS_CONF)})
+            run(
+                [
+                    "podman",
+                    "rmi",
+                    "-f",
+                    *[f"localhost/bench/{example}:{r}" for r in range(args.rounds)],
+                ],
+                env={"CONTAINERS_CONF": str(CONTAINERS_CONF)},
+            )
         for step in ("cold", "edit", "no-change"):
-            rows.append(f"| {example} | {step} | {median(times['websonic'][step]):.1f} s | "
-                        f"{median(times['podman'][step]):.1f} s |")
-        rows.append(f"| {example} | image size | {ws_size / 2**20:.1f} MiB (compressed, "
-                    f"in the OCI layout) | {podman_size / 2**20:.1f} MiB (podman, uncompressed) |")
+            rows.append(
+                f"| {example} | {step} | {median(times['websonic'][step]):.1f} s | "
+                f"{median(times['podman'][step]):.1f} s |"
+            )
+        rows.append(
+            f"| {example} | image size | {ws_size / 2**20:.1f} MiB (compressed, "
+            f"in the OCI layout) | {podman_size / 2**20:.1f} MiB (podman, uncompressed) |"
+        )
         print("\n".join(rows[-4:]), flush=True)
-    body = (f"`python bench/build.py --rounds {args.rounds}` — {machine()}; median of "
-            f"{args.rounds} rounds, tools alternating.\n\n"
-            "WebSonic's time includes the CLI's start (~1.5 s of Python imports), storing the "
-            "image in the OCI layout (skopeo, gzip), the SBOM and the signature; `podman build` "
-            "only builds into local storage.\n\n"
-            "| example | build | `websonic build` | `podman build` (same Containerfile) |\n"
-            "|---|---|---|---|\n" + "\n".join(rows))
+    body = (
+        f"`python bench/build.py --rounds {args.rounds}` — {machine()}; median of "
+        f"{args.rounds} rounds, tools alternating.\n\n"
+        "WebSonic's time includes the CLI's start (~1.5 s of Python imports), storing the "
+        "image in the OCI layout (skopeo, gzip), the SBOM and the signature; `podman build` "
+        "only builds into local storage.\n\n"
+        "| example | build | `websonic build` | `podman build` (same Containerfile) |\n"
+        "|---|---|---|---|\n" + "\n".join(rows)
+    )
     write_section("Builds", body)
 
 

@@ -23,8 +23,9 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def run(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
-    proc = subprocess.run(argv, env={**os.environ, **(env or {})}, cwd=cwd, capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        argv, env={**os.environ, **(env or {})}, cwd=cwd, capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
     return proc.stdout
@@ -37,17 +38,27 @@ def median(values: list[float]) -> float:
 def machine() -> str:
     cpus = os.cpu_count()
     memory = Path("/proc/meminfo").read_text().split("\n")[0].split()[1]
-    return (f"{platform.system()} {platform.release()}, {cpus} CPUs, "
-            f"{int(memory) // 1024 // 1024} GiB, {time.strftime('%Y-%m-%d')}")
+    return (
+        f"{platform.system()} {platform.release()}, {cpus} CPUs, "
+        f"{int(memory) // 1024 // 1024} GiB, {time.strftime('%Y-%m-%d')}"
+    )
 
 
 def write_section(name: str, body: str) -> None:
     """Replace (or add) the section ``## name`` of docs/benchmarks.md."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n\n" \
-        "Measured with the scripts in `bench/`, each comparing WebSonic side by side with the " \
-        "tool a user would otherwise pick, in one run on one machine. Single machines are " \
+    text = (
+        RESULTS.read_text()
+        if RESULTS.exists()
+        else "# Benchmarks\n\n"
+        "Measured with the scripts in `bench/`, each comparing WebSonic side by side with the "
+        "tool a user would otherwise pick, in one run on one machine. Single machines are "
         "noisy: compare within a table, not across runs.\n"
+    )
     section = f"## {name}\n\n{body.strip()}\n"
     pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    text = (
+        pattern.sub(section + "\n", text)
+        if pattern.search(text)
+        else text.rstrip() + "\n\n" + section
+    )
     RESULTS.write_text(text.rstrip() + "\n")

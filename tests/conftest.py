@@ -43,11 +43,21 @@ class Cli:
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, **home_env(self.home), "COLUMNS": "200", **extra}
 
-    def run(self, *args: str, check: bool = True, input: str | None = None,
-            timeout: float = 1200, **env: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        *args: str,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float = 1200,
+        **env: str,
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [sys.executable, "-m", "websonic.cli.main", *args],
-            env=self.env(**env), capture_output=True, text=True, input=input, timeout=timeout,
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=timeout,
         )
         if check and proc.returncode != 0:
             raise AssertionError(

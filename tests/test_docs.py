@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from conftest import ROOT
-
 from websonic.cli.main import app
 from websonic.cli.reference import render_reference, render_settings
 from websonic.state import HEAD, alembic_config
+
+from conftest import ROOT
 
 
 def test_cli_reference_is_current() -> None:

@@ -30,7 +30,9 @@ def serving(cli: Cli) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "websonic.cli.main", "serve", "--port", str(port)],
-        env=cli.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=cli.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -83,12 +85,17 @@ def test_a_build_queued_before_serve_starts_runs_in_its_workers(cli: Cli) -> Non
     queued = cli.json("build", "acme/brochure", "--background")
     assert job(cli, queued["job"])["status"] == "queued"
     with serving(cli):
-        wait_until(lambda: job(cli, queued["job"])["status"] in ("succeeded", "failed"), 300,
-                   "the queued build never ran")
+        wait_until(
+            lambda: job(cli, queued["job"])["status"] in ("succeeded", "failed"),
+            300,
+            "the queued build never ran",
+        )
     done = job(cli, queued["job"])
     assert done["status"] == "succeeded", done["error"]
-    assert cli.json("release", "list", "acme/brochure")["releases"][0]["digest"] == \
-        done["result"]["digest"]
+    assert (
+        cli.json("release", "list", "acme/brochure")["releases"][0]["digest"]
+        == done["result"]["digest"]
+    )
 
 
 @pytest.mark.containers
@@ -101,13 +108,17 @@ def test_serve_killed_during_a_build_leaves_no_job_running(cli: Cli, tmp_path: P
     cli.run("customer", "add", "acme")
     cli.run("site", "add", "acme/slow", "--source", str(source))
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "websonic.cli.main", "serve", "--port",
-                             str(port)], env=cli.env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "websonic.cli.main", "serve", "--port", str(port)],
+        env=cli.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         queued = cli.json("build", "acme/slow", "--background")
-        wait_until(lambda: job(cli, queued["job"])["status"] == "running", 120,
-                   "the build never started")
+        wait_until(
+            lambda: job(cli, queued["job"])["status"] == "running", 120, "the build never started"
+        )
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -1,3 +1,3 @@
-"""WebSonic: hand customer websites over to the customers' own servers, and keep maintaining them."""
+"""WebSonic: hand customer websites over to the customers' servers, and keep maintaining them."""
 
 __version__ = "0.1.0"

@@ -7,8 +7,8 @@ services with what it holds.
 from __future__ import annotations
 
 import os
-import socket
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -27,7 +27,7 @@ from websonic.core.secretbox import SecretBox, write_private
 from websonic.settings import Settings
 
 SECRETS_KEY = "secrets.key"
-ADMIN_PASSWORD_FILE = "initial-admin-password"
+ADMIN_PASSWORD_FILE = "initial-admin-password"  # noqa: S105 - a file name
 
 
 @dataclass
@@ -38,9 +38,9 @@ class Platform:
     runner: Runner
     secrets: SecretBox
     signer: signing.Signer
-    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
-    def transaction(self):  # type: ignore[no-untyped-def]
+    def transaction(self) -> AbstractContextManager[Session]:
+        """A session committed on success, rolled back on error."""
         return transaction(self.sessions)
 
     def close(self) -> None:
@@ -88,8 +88,14 @@ class InitResult:
 def init_platform(settings: Settings, *, admin_username: str = "admin") -> InitResult:
     """Make the state folder, keys, database and first admin; re-running changes nothing."""
     home = settings.home
-    for folder in (home, settings.keys_dir, settings.logs_dir, settings.work_dir,
-                   settings.cache_dir, settings.oci_dir):
+    for folder in (
+        home,
+        settings.keys_dir,
+        settings.logs_dir,
+        settings.work_dir,
+        settings.cache_dir,
+        settings.oci_dir,
+    ):
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(home, 0o700)
     created = not (settings.keys_dir / SECRETS_KEY).exists()

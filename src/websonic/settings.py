@@ -58,7 +58,8 @@ class Settings(BaseSettings):
         "this; older ones are made again from the mirror (security updates).",
     )
     base_cache_dir: Path | None = Field(
-        default=None, description="Cache of base root filesystems; default: cache/base in the state folder."
+        default=None,
+        description="Cache of base root filesystems; default: cache/base in the state folder.",
     )
     build_ca_bundle: Path | None = Field(
         default=Path("/etc/ssl/certs/ca-certificates.crt"),

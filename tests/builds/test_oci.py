@@ -34,13 +34,29 @@ def test_malformed_digests_are_refused(tmp_path: Path, bad: str) -> None:
 def test_image_info_reads_manifest_config_and_layers(tmp_path: Path) -> None:
     layout = OciLayout(tmp_path)
     layer = layout.write_blob(b"layer-bytes")
-    config = layout.write_blob(json.dumps({"rootfs": {"diff_ids": ["sha256:" + "1" * 64]}}).encode())
-    manifest = json.dumps({"schemaVersion": 2,
-                           "config": {"digest": config, "size": len(layout.read_blob(config))},
-                           "layers": [{"digest": layer, "size": 11, "mediaType": "x"}]}).encode()
+    config = layout.write_blob(
+        json.dumps({"rootfs": {"diff_ids": ["sha256:" + "1" * 64]}}).encode()
+    )
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "config": {"digest": config, "size": len(layout.read_blob(config))},
+            "layers": [{"digest": layer, "size": 11, "mediaType": "x"}],
+        }
+    ).encode()
     digest = layout.write_blob(manifest)
-    (tmp_path / "index.json").write_text(json.dumps({"manifests": [
-        {"digest": digest, "annotations": {"org.opencontainers.image.ref.name": "acme_s_r1"}}]}))
+    (tmp_path / "index.json").write_text(
+        json.dumps(
+            {
+                "manifests": [
+                    {
+                        "digest": digest,
+                        "annotations": {"org.opencontainers.image.ref.name": "acme_s_r1"},
+                    }
+                ]
+            }
+        )
+    )
     assert layout.manifest_for_ref(layout_ref("acme/s", 1)) == digest
     info = layout.image_info(digest)
     assert info.layers[0].digest == layer and info.layers[0].diff_id == "sha256:" + "1" * 64

@@ -69,8 +69,11 @@ def test_editing_a_page_rebuilds_only_the_last_layers(cli: Cli, tmp_path: Path) 
     cli.run("base", "build", "python")
     ref = site_from(cli, "python-shop", tmp_path)
     cli.run("build", ref)
-    page = next(p for p in (tmp_path / "src-site").rglob("*") if p.suffix in (".html", ".py")
-                and "requirements" not in p.name)
+    page = next(
+        p
+        for p in (tmp_path / "src-site").rglob("*")
+        if p.suffix in (".html", ".py") and "requirements" not in p.name
+    )
     page.write_text(page.read_text() + "\n# edited\n")
     cli.run("build", ref)
     before, after = (r["layers"] for r in cli.json("release", "list", ref)["releases"])
@@ -91,10 +94,28 @@ def test_tampered_layer_or_signature_is_detected(cli: Cli, tmp_path: Path) -> No
 
     # offline verification with OpenSSL, as documented
     files = cli.json("release", "signature", f"{ref}:1", "-o", str(tmp_path / "sig"))
-    subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", files["public_key"],
-                    "-rawin", "-in", files["payload"], "-sigfile", files["signature"]], check=True)
-    assert json.loads(Path(files["payload"]).read_text())["critical"]["image"][
-        "docker-manifest-digest"] == release["digest"]
+    subprocess.run(
+        [
+            "openssl",
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            files["public_key"],
+            "-rawin",
+            "-in",
+            files["payload"],
+            "-sigfile",
+            files["signature"],
+        ],
+        check=True,
+    )
+    assert (
+        json.loads(Path(files["payload"]).read_text())["critical"]["image"][
+            "docker-manifest-digest"
+        ]
+        == release["digest"]
+    )
 
     layer = cli.json("release", "list", ref)["releases"][0]["layers"][-1]["digest"]
     blob = cli.home / "oci" / "blobs" / "sha256" / layer.removeprefix("sha256:")
@@ -128,8 +149,9 @@ def base_image(cli: Cli) -> str:
 
 def test_a_broken_containerfile_fails_cleanly(cli: Cli, tmp_path: Path) -> None:
     cli.run("base", "build", "static")
-    source = containerfile_site(tmp_path, f"FROM {base_image(cli)}\n"
-                                "RUN echo about to fail && exit 3\n")
+    source = containerfile_site(
+        tmp_path, f"FROM {base_image(cli)}\nRUN echo about to fail && exit 3\n"
+    )
     cli.run("customer", "add", "acme")
     cli.run("site", "add", "acme/own", "--source", str(source))
     index_before = oci_index(cli)
@@ -149,8 +171,12 @@ def test_a_killed_build_is_marked_failed_and_registers_nothing(cli: Cli, tmp_pat
     source = containerfile_site(tmp_path, f"FROM {base_image(cli)}\nRUN sleep 120\n")
     cli.run("customer", "add", "acme")
     cli.run("site", "add", "acme/slow", "--source", str(source))
-    proc = subprocess.Popen([sys.executable, "-m", "websonic.cli.main", "build", "acme/slow"],
-                            env=cli.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "websonic.cli.main", "build", "acme/slow"],
+        env=cli.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while "STEP 3/3" not in "".join(p.read_text() for p in (cli.home / "logs").glob("job-*")):

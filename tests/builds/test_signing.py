@@ -28,8 +28,11 @@ def test_sign_and_verify(tmp_path: Path) -> None:
     payload = signing.make_payload("acme/shop", 3, DIGEST, SBOM)
     signature = signer.sign(payload)
     signing.verify(signer.public, payload, signature)
-    assert signing.read_payload(payload) == {"reference": "acme/shop:3",
-                                             "manifest_digest": DIGEST, "sbom_digest": SBOM}
+    assert signing.read_payload(payload) == {
+        "reference": "acme/shop:3",
+        "manifest_digest": DIGEST,
+        "sbom_digest": SBOM,
+    }
     forged = signing.make_payload("acme/shop", 3, "sha256:" + "ef" * 32, SBOM)
     with pytest.raises(VerificationFailed):
         signing.verify(signer.public, forged, signature)
@@ -45,9 +48,19 @@ def test_openssl_verifies_offline(tmp_path: Path) -> None:
     payload = signing.make_payload("acme/shop", 1, DIGEST, SBOM)
     (tmp_path / "payload.json").write_bytes(payload)
     (tmp_path / "payload.sig").write_bytes(base64.b64decode(signer.sign(payload)))
-    argv = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey",
-            str(tmp_path / "keys" / signing.PUBLIC_NAME), "-rawin", "-in",
-            str(tmp_path / "payload.json"), "-sigfile", str(tmp_path / "payload.sig")]
+    argv = [
+        "openssl",
+        "pkeyutl",
+        "-verify",
+        "-pubin",
+        "-inkey",
+        str(tmp_path / "keys" / signing.PUBLIC_NAME),
+        "-rawin",
+        "-in",
+        str(tmp_path / "payload.json"),
+        "-sigfile",
+        str(tmp_path / "payload.sig"),
+    ]
     ok = subprocess.run(argv, capture_output=True, text=True)
     assert ok.returncode == 0 and "Signature Verified Successfully" in ok.stdout
     (tmp_path / "payload.json").write_bytes(payload.replace(b"acme/shop:1", b"acme/shop:2"))

@@ -46,11 +46,13 @@ def test_bad_input_is_refused_with_a_clear_message(cli: Cli, tmp_path: Path) -> 
     assert "Invalid customer slug" in cli.fails("customer", "add", "Acme_SA", code=2)
     assert "Invalid customer slug" in cli.fails("customer", "add", "../etc", code=2)
     assert "Unknown customer 'nobody'" in cli.fails(
-        "site", "add", "nobody/x", "--source", str(tmp_path), code=3)
+        "site", "add", "nobody/x", "--source", str(tmp_path), code=3
+    )
     assert "Expected CUSTOMER/SITE" in cli.fails("site", "add", "acme", "--source", ".", code=2)
     assert "Invalid site slug" in cli.fails("site", "add", "acme/Bad!", "--source", ".", code=2)
     assert "does not exist" in cli.fails(
-        "site", "add", "acme/x", "--source", str(tmp_path / "missing"), code=8)
+        "site", "add", "acme/x", "--source", str(tmp_path / "missing"), code=8
+    )
     assert "Unknown site 'acme/none'" in cli.fails("release", "list", "acme/none", code=3)
     assert "Unknown site" in cli.fails("build", "acme/none", code=3)
     assert "Unknown kind" in cli.fails("base", "build", "cobol", code=2)
@@ -60,11 +62,13 @@ def test_duplicate_site_and_invalid_manifest(cli: Cli, tmp_path: Path) -> None:
     cli.run("customer", "add", "acme")
     cli.run("site", "add", "acme/one", "--source", str(EXAMPLES / "static-brochure"))
     assert "already exists" in cli.fails(
-        "site", "add", "acme/one", "--source", str(EXAMPLES / "static-brochure"), code=4)
+        "site", "add", "acme/one", "--source", str(EXAMPLES / "static-brochure"), code=4
+    )
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / "websonic.toml").write_text('[site]\nkind = "static"\nhelth = "/x"\n'
-                                          '[services]\ndatabase = "oracle"\n')
+    (broken / "websonic.toml").write_text(
+        '[site]\nkind = "static"\nhelth = "/x"\n[services]\ndatabase = "oracle"\n'
+    )
     err = cli.fails("site", "add", "acme/broken", "--source", str(broken), code=2)
     assert "site.helth: unknown key" in err and "services.database" in err
     assert cli.json("site", "list")["sites"][0]["site"] == "acme/one"  # nothing half-registered
@@ -80,16 +84,20 @@ def test_git_sources(cli: Cli, tmp_path: Path) -> None:
     site = cli.json("site", "add", "acme/git", "--source", f"file://{repo}#main")
     assert site["ref"] == "main" and site["kind"] == "static" and site["manifest_detected"]
     assert "no branch or tag 'nope'" in cli.fails(
-        "site", "add", "acme/g2", "--source", f"file://{repo}#nope", code=8)
+        "site", "add", "acme/g2", "--source", f"file://{repo}#nope", code=8
+    )
     assert "Cannot reach" in cli.fails(
-        "site", "add", "acme/g3", "--source", f"file://{tmp_path}/absent.git#main", code=8)
+        "site", "add", "acme/g3", "--source", f"file://{tmp_path}/absent.git#main", code=8
+    )
 
 
 def test_secret_values_are_stored_encrypted_and_never_shown(cli: Cli, tmp_path: Path) -> None:
     source = tmp_path / "site"
     source.mkdir()
     (source / "index.html").write_text("x")
-    (source / "websonic.toml").write_text('[site]\nkind = "static"\n[env]\nAPI_KEY = { secret = true }\n')
+    (source / "websonic.toml").write_text(
+        '[site]\nkind = "static"\n[env]\nAPI_KEY = { secret = true }\n'
+    )
     cli.run("customer", "add", "acme")
     cli.run("site", "add", "acme/s", "--source", str(source))
     cli.run("site", "secret", "set", "acme/s", "API_KEY", input="sup3r-s3cret-value\n")

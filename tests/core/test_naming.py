@@ -11,8 +11,9 @@ def test_valid_slugs(slug: str) -> None:
     assert check_slug(slug) == slug
 
 
-@pytest.mark.parametrize("slug", ["", "Acme", "-acme", "acme-", "ac me", "a/b", "../x", "x" * 64,
-                                  "acmé", "a_b"])
+@pytest.mark.parametrize(
+    "slug", ["", "Acme", "-acme", "acme-", "ac me", "a/b", "../x", "x" * 64, "acmé", "a_b"]
+)
 def test_invalid_slugs(slug: str) -> None:
     with pytest.raises(InvalidInput, match="Invalid"):
         check_slug(slug)

@@ -11,8 +11,9 @@ from websonic.core.runner import MASK, Command, Runner
 def test_streams_lines_and_masks_secrets_everywhere() -> None:
     log = io.StringIO()
     seen: list[tuple[str, str]] = []
-    command = Command.of("sh", "-c", 'echo "token=$1"; echo "err $1" >&2', "sh", "s3cr3t",
-                         secrets=("s3cr3t",))
+    command = Command.of(
+        "sh", "-c", 'echo "token=$1"; echo "err $1" >&2', "sh", "s3cr3t", secrets=("s3cr3t",)
+    )
     result = Runner(log=log).run(command, on_line=lambda s, line: seen.append((s, line)))
     assert result.stdout == f"token={MASK}\n"
     assert result.stderr == f"err {MASK}\n"
@@ -53,4 +54,6 @@ def test_stdin_and_timeout() -> None:
 
 def test_base_env_reaches_the_tool() -> None:
     runner = Runner(base_env={"CONTAINERS_CONF": "/x/containers.conf"})
-    assert runner.run(Command.of("sh", "-c", "echo $CONTAINERS_CONF")).stdout == "/x/containers.conf\n"
+    assert (
+        runner.run(Command.of("sh", "-c", "echo $CONTAINERS_CONF")).stdout == "/x/containers.conf\n"
+    )

@@ -60,8 +60,10 @@ def test_running_job_of_a_dead_process_is_reaped(platform: Platform) -> None:
         session.get(Job, alive_id).worker = jobs.this_worker()  # type: ignore[union-attr]
         job = session.get(Job, dead_id)
         assert job is not None
-        job.status, job.worker = JobStatus.RUNNING, jobs.this_worker().replace(
-            f":{__import__('os').getpid()}:", f":{dead.pid}:")
+        job.status, job.worker = (
+            JobStatus.RUNNING,
+            jobs.this_worker().replace(f":{__import__('os').getpid()}:", f":{dead.pid}:"),
+        )
     with platform.transaction() as session:
         assert jobs.reap_interrupted(session) == [dead_id]
     with platform.sessions() as session:

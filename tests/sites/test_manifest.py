@@ -45,10 +45,16 @@ def test_full_manifest() -> None:
         ('[site]\nkind = "static"\nport = 70000', "site.port", "less than or equal"),
         ('[site]\nkind = "static"\ncolour = "red"', "site.colour", "unknown key"),
         ('[site]\nkind = "static"\n[services]\ndatabase = "oracle"', "services.database", ""),
-        ('[site]\nkind = "static"\n[[volumes]]\nname = "Up loads"\npath = "/x"', "volumes.0.name",
-         "lowercase"),
-        ('[site]\nkind = "static"\n[[volumes]]\nname = "u"\npath = "rel"', "volumes.0.path",
-         "absolute"),
+        (
+            '[site]\nkind = "static"\n[[volumes]]\nname = "Up loads"\npath = "/x"',
+            "volumes.0.name",
+            "lowercase",
+        ),
+        (
+            '[site]\nkind = "static"\n[[volumes]]\nname = "u"\npath = "rel"',
+            "volumes.0.path",
+            "absolute",
+        ),
         ('[site]\nkind = "static"\n[env]\nSECRET = { secret = false }', "env.SECRET", ""),
         ('[site]\nkind = "static"\nroot = "../etc"', "site.root", "inside"),
         ("[services]\ndatabase = 'none'", "site", "Field required"),
@@ -67,7 +73,7 @@ def test_not_toml() -> None:
 
 
 def test_secret_values_are_refused_in_the_manifest() -> None:
-    with pytest.raises(InvalidInput, match="env.TOKEN"):
+    with pytest.raises(InvalidInput, match=r"env\.TOKEN"):
         parse_manifest('[site]\nkind = "static"\n[env]\nTOKEN = { secret = true, value = "x" }')
 
 
@@ -94,5 +100,5 @@ def test_detect_kind(tmp_path: Path, files: list[str], kind: str) -> None:
 
 def test_undetectable_kind_says_what_to_do(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(InvalidInput, match="websonic.toml"):
+    with pytest.raises(InvalidInput, match=r"websonic\.toml"):
         load_manifest(tmp_path)

@@ -11,11 +11,19 @@ from websonic.sites import source as sources
 
 
 def git(repo: Path, *args: str, epoch: int = 1700000000) -> str:
-    env = {"GIT_AUTHOR_DATE": f"@{epoch} +0000", "GIT_COMMITTER_DATE": f"@{epoch} +0000",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.org", "PATH": "/usr/bin:/bin", "HOME": str(repo)}
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True, env=env).stdout.strip()
+    env = {
+        "GIT_AUTHOR_DATE": f"@{epoch} +0000",
+        "GIT_COMMITTER_DATE": f"@{epoch} +0000",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.org",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.org",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(repo),
+    }
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -41,10 +49,12 @@ def test_folder_snapshot_has_fixed_epoch_and_skips_vcs(tmp_path: Path, repo: Pat
     assert not (snap.path / ".git").exists()
 
 
-@pytest.mark.parametrize(("ref", "content", "epoch"), [("main", "v2", 1700000500),
-                                                        ("v1", "v1", 1700000000)])
-def test_git_snapshot_at_ref_uses_commit_time(tmp_path: Path, repo: Path, ref: str,
-                                              content: str, epoch: int) -> None:
+@pytest.mark.parametrize(
+    ("ref", "content", "epoch"), [("main", "v2", 1700000500), ("v1", "v1", 1700000000)]
+)
+def test_git_snapshot_at_ref_uses_commit_time(
+    tmp_path: Path, repo: Path, ref: str, content: str, epoch: int
+) -> None:
     spec = sources.parse_source(f"file://{repo}#{ref}")
     snap = sources.snapshot(spec, tmp_path / "out", Runner(), folder_epoch=0)
     assert (snap.path / "index.html").read_text() == content

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from web_helpers import ADMIN, TestClient, World, login, make_settings, seed
 
 from websonic.platform import init_platform, open_platform
 from websonic.web.app import create_app
+
+from web_helpers import ADMIN, TestClient, World, login, make_settings, seed
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from web_helpers import ADMIN, DEVELOPER, TestClient, World, csrf_of, form_token, login
 
 import websonic.worker
 from websonic.audit.models import AuditEvent
@@ -26,6 +25,8 @@ from websonic.jobs.service import JobReporter
 from websonic.platform import Platform
 from websonic.web.app import create_app
 from websonic.web.server import make_server
+
+from web_helpers import ADMIN, DEVELOPER, TestClient, World, csrf_of, form_token, login
 
 STEPS = 5
 

@@ -7,13 +7,14 @@ import datetime as dt
 
 from fastapi import FastAPI
 from sqlalchemy import select, update
-from web_helpers import ADMIN, DEVELOPER, TestClient, World, form_token, login, make_settings
 
 from websonic.accounts.models import PortalSession, User
 from websonic.accounts.sessions import LoginThrottle
 from websonic.audit.models import AuditEvent
 from websonic.core.db import utcnow
 from websonic.web.app import create_app
+
+from web_helpers import ADMIN, DEVELOPER, TestClient, World, form_token, login, make_settings
 
 API_READS = [
     "/api/v1/me",

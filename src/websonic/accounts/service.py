@@ -19,8 +19,14 @@ def add_customer(session: Session, slug: str, name: str | None, *, actor: str) -
     customer = Customer(slug=slug, name=(name or slug).strip())
     session.add(customer)
     session.flush()
-    record(session, actor, "customer.add", customer_id=customer.id, target=slug,
-           detail={"name": customer.name})
+    record(
+        session,
+        actor,
+        "customer.add",
+        customer_id=customer.id,
+        target=slug,
+        detail={"name": customer.name},
+    )
     return customer
 
 
@@ -63,6 +69,12 @@ def add_user(
     )
     session.add(user)
     session.flush()
-    record(session, actor, "user.add", customer_id=user.customer_id, target=username,
-           detail={"role": role.value})
+    record(
+        session,
+        actor,
+        "user.add",
+        customer_id=user.customer_id,
+        target=username,
+        detail={"role": role.value},
+    )
     return user

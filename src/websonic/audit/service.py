@@ -33,7 +33,9 @@ def record(
     return event
 
 
-def recent(session: Session, *, customer_id: int | None = None, limit: int = 100) -> list[AuditEvent]:
+def recent(
+    session: Session, *, customer_id: int | None = None, limit: int = 100
+) -> list[AuditEvent]:
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if customer_id is not None:
         query = query.where(AuditEvent.customer_id == customer_id)

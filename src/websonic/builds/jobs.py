@@ -34,8 +34,12 @@ def run_base_build(platform: Platform, job: Job, reporter: JobReporter) -> dict[
     built = {}
     for index, kind in enumerate(kinds):
         reporter.progress(index / len(kinds), f"building the {kind} base image")
-        base = build_base_image(platform, kind, on_line=lambda _s, line: reporter.line(line),
-                                actor=job.requested_by or "job")
+        base = build_base_image(
+            platform,
+            kind,
+            on_line=lambda _s, line: reporter.line(line),
+            actor=job.requested_by or "job",
+        )
         built[kind] = base.digest
     reporter.progress(1.0, "base images ready", force=True)
     return {"bases": built}
@@ -51,13 +55,19 @@ def build_base_image(platform: Platform, kind: str, *, on_line: Any, actor: str)
         on_line=on_line,
     )
     with platform.transaction() as session:
-        current = session.scalar(select(BaseImage).where(BaseImage.kind == kind)
-                                 .order_by(BaseImage.id.desc()).limit(1))
+        current = session.scalar(
+            select(BaseImage).where(BaseImage.kind == kind).order_by(BaseImage.id.desc()).limit(1)
+        )
         if current is not None and current.digest == result.digest:
             return current
-        base = BaseImage(kind=kind, suite=settings.debian_suite, image=result.image,
-                         digest=result.digest, packages=[list(p) for p in result.packages],
-                         size=result.size)
+        base = BaseImage(
+            kind=kind,
+            suite=settings.debian_suite,
+            image=result.image,
+            digest=result.digest,
+            packages=[list(p) for p in result.packages],
+            size=result.size,
+        )
         session.add(base)
         record(session, actor, "base.build", target=kind, detail={"digest": result.digest})
     return base

@@ -19,7 +19,9 @@ class BaseImage(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
     suite: Mapped[str] = mapped_column(String(40))
-    image: Mapped[str] = mapped_column(String(200))  # local image name, e.g. localhost/websonic/base-static:1
+    image: Mapped[str] = mapped_column(
+        String(200)
+    )  # local image name, e.g. localhost/websonic/base-static:1
     digest: Mapped[str] = mapped_column(String(80))  # image (config) digest in containers-storage
     packages: Mapped[list[Any]]  # [name, version] pairs from dpkg
     size: Mapped[int] = mapped_column(BigInteger)

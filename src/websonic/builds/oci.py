@@ -118,12 +118,21 @@ class OciLayout:
         config = json.loads(self.read_blob(config_desc["digest"]))
         diff_ids = config.get("rootfs", {}).get("diff_ids", [])
         layers = tuple(
-            Layer(d["digest"], int(d["size"]), diff_ids[i] if i < len(diff_ids) else "",
-                  d.get("mediaType", ""))
+            Layer(
+                d["digest"],
+                int(d["size"]),
+                diff_ids[i] if i < len(diff_ids) else "",
+                d.get("mediaType", ""),
+            )
             for i, d in enumerate(manifest.get("layers", []))
         )
-        return ImageInfo(manifest_digest, len(manifest_bytes), config_desc["digest"],
-                         int(config_desc["size"]), layers)
+        return ImageInfo(
+            manifest_digest,
+            len(manifest_bytes),
+            config_desc["digest"],
+            int(config_desc["size"]),
+            layers,
+        )
 
     @contextmanager
     def locked(self) -> Iterator[None]:

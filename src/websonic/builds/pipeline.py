@@ -61,8 +61,13 @@ def build_release(
     runner = platform.runner
     try:
         progress(0.02, f"fetching source {build.spec}")
-        snap = sources.snapshot(build.spec, work / "src", runner,
-                                folder_epoch=build.folder_epoch, exclude=kinds.EXCLUDES)
+        snap = sources.snapshot(
+            build.spec,
+            work / "src",
+            runner,
+            folder_epoch=build.folder_epoch,
+            exclude=kinds.EXCLUDES,
+        )
         manifest, _detected = load_manifest(snap.path)
         base = _base_for(platform, manifest)
         containerfile = _write_containerfile(work, snap, manifest, base)
@@ -71,8 +76,9 @@ def build_release(
         _buildah_build(runner, containerfile, snap, image, log, progress, platform)
         return _store_release(platform, build, snap, base, image, job_id, actor, started, progress)
     except ToolFailed as exc:
-        raise BuildFailed(f"The build of {build.repository} failed: {exc.message}",
-                          hint=_tail(exc.stderr)) from exc
+        raise BuildFailed(
+            f"The build of {build.repository} failed: {exc.message}", hint=_tail(exc.stderr)
+        ) from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -96,16 +102,24 @@ def _base_for(platform: Platform, manifest: Manifest) -> BaseImage | None:
     if manifest.kind == "containerfile":
         return None
     with platform.sessions() as session:
-        base = session.scalar(select(BaseImage).where(BaseImage.kind == manifest.kind)
-                              .order_by(BaseImage.id.desc()).limit(1))
+        base = session.scalar(
+            select(BaseImage)
+            .where(BaseImage.kind == manifest.kind)
+            .order_by(BaseImage.id.desc())
+            .limit(1)
+        )
     if base is None:
-        raise BuildFailed(f"There is no base image for {manifest.kind} sites yet.",
-                          hint=f"Make it with: websonic base build {manifest.kind}")
+        raise BuildFailed(
+            f"There is no base image for {manifest.kind} sites yet.",
+            hint=f"Make it with: websonic base build {manifest.kind}",
+        )
     exists = platform.runner.run(Command.of("podman", "image", "exists", base.digest), check=False)
     if not exists.ok:
-        raise BuildFailed(f"The {manifest.kind} base image {base.digest[:19]} is no longer in "
-                          "the local image store.",
-                          hint=f"Make it again with: websonic base build {manifest.kind}")
+        raise BuildFailed(
+            f"The {manifest.kind} base image {base.digest[:19]} is no longer in "
+            "the local image store.",
+            hint=f"Make it again with: websonic base build {manifest.kind}",
+        )
     return base
 
 
@@ -129,8 +143,9 @@ def _write_containerfile(
             raise BuildFailed(f"The site's Containerfile {manifest.site.containerfile} is missing.")
         text = own.read_text(encoding="utf-8")
     else:
-        rendered = kinds.render_containerfile(manifest, base.digest,
-                                              facts=kinds.scan_source(snap.path))
+        rendered = kinds.render_containerfile(
+            manifest, base.digest, facts=kinds.scan_source(snap.path)
+        )
         assert rendered is not None
         text = rendered
     path = work / "Containerfile.websonic"
@@ -146,8 +161,9 @@ def buildah_build_command(
 ) -> Command:
     """The build of a release; ``ca_bundle`` is lent to RUN steps only (never in a layer)."""
     volumes = [f"{ca_bundle}:{SYSTEM_CA}:ro"] if ca_bundle else []
-    return buildah.build(context, tag=image, timestamp=epoch, containerfile=containerfile,
-                         volumes=volumes)
+    return buildah.build(
+        context, tag=image, timestamp=epoch, containerfile=containerfile, volumes=volumes
+    )
 
 
 def _buildah_build(
@@ -168,9 +184,12 @@ def _buildah_build(
 
     bundle = platform.settings.build_ca_bundle
     ca_bundle = bundle if bundle is not None and bundle.is_file() else None
-    runner.run(buildah_build_command(containerfile, snap.path, image, snap.epoch, ca_bundle),
-               on_line=on_line, timeout=platform.settings.build_timeout_seconds,
-               error="buildah could not build the image")
+    runner.run(
+        buildah_build_command(containerfile, snap.path, image, snap.epoch, ca_bundle),
+        on_line=on_line,
+        timeout=platform.settings.build_timeout_seconds,
+        error="buildah could not build the image",
+    )
 
 
 def _store_release(
@@ -189,18 +208,42 @@ def _store_release(
     with layout.locked(), platform.transaction() as session:
         number = _next_number(session, build.site_id)
         ref_name = layout_ref(build.repository, number)
-        platform.runner.run(skopeo.copy_to_layout(image, layout.root, ref_name),
-                            error="skopeo could not store the image")
+        platform.runner.run(
+            skopeo.copy_to_layout(image, layout.root, ref_name),
+            error="skopeo could not store the image",
+        )
         info = layout.image_info(layout.manifest_for_ref(ref_name))
         progress(0.92, "writing the SBOM and signing")
-        sbom_digest = layout.write_blob(make_sbom(
-            repository=build.repository, release=number, epoch=snap.epoch, source_dir=snap.path,
-            packages=base.packages if base else [], base_digest=base.digest if base else None))
-        release = _record(session, platform, build, snap, base, info, number, sbom_digest,
-                          job_id, time.monotonic() - started)
-        record(session, actor, "release.create", customer_id=release.site.customer_id,
-               target=f"{build.repository}:{number}",
-               detail={"digest": info.manifest_digest, "job": job_id})
+        sbom_digest = layout.write_blob(
+            make_sbom(
+                repository=build.repository,
+                release=number,
+                epoch=snap.epoch,
+                source_dir=snap.path,
+                packages=base.packages if base else [],
+                base_digest=base.digest if base else None,
+            )
+        )
+        release = _record(
+            session,
+            platform,
+            build,
+            snap,
+            base,
+            info,
+            number,
+            sbom_digest,
+            job_id,
+            time.monotonic() - started,
+        )
+        record(
+            session,
+            actor,
+            "release.create",
+            customer_id=release.site.customer_id,
+            target=f"{build.repository}:{number}",
+            detail={"digest": info.manifest_digest, "job": job_id},
+        )
     platform.runner.run(Command.of("buildah", "rmi", image), check=False)
     progress(1.0, f"release {number}: {info.manifest_digest}")
     return release
@@ -225,14 +268,24 @@ def _record(
 ) -> Release:
     payload = signing.make_payload(build.repository, number, info.manifest_digest, sbom_digest)
     release = Release(
-        site_id=build.site_id, number=number, digest=info.manifest_digest,
-        config_digest=info.config_digest, size=info.total_size,
+        site_id=build.site_id,
+        number=number,
+        digest=info.manifest_digest,
+        config_digest=info.config_digest,
+        size=info.total_size,
         layers=[{"digest": x.digest, "size": x.size, "diff_id": x.diff_id} for x in info.layers],
-        base_digest=base.digest if base else None, tool_versions=tool_versions(platform.runner),
-        source_ref=str(build.spec), source_revision=snap.revision, source_epoch=snap.epoch,
-        signature=platform.signer.sign(payload), signed_payload=payload.decode("utf-8"),
-        signing_key_id=platform.signer.key_id, sbom_digest=sbom_digest,
-        build_log=f"logs/job-{job_id}.log" if job_id else None, build_seconds=round(seconds, 3), job_id=job_id,
+        base_digest=base.digest if base else None,
+        tool_versions=tool_versions(platform.runner),
+        source_ref=str(build.spec),
+        source_revision=snap.revision,
+        source_epoch=snap.epoch,
+        signature=platform.signer.sign(payload),
+        signed_payload=payload.decode("utf-8"),
+        signing_key_id=platform.signer.key_id,
+        sbom_digest=sbom_digest,
+        build_log=f"logs/job-{job_id}.log" if job_id else None,
+        build_seconds=round(seconds, 3),
+        job_id=job_id,
     )
     session.add(release)
     session.flush()

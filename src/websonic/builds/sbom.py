@@ -19,11 +19,13 @@ def file_components(root: Path) -> list[dict[str, Any]]:
     components = []
     for path in sorted(_files(root)):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        components.append({
-            "type": "file",
-            "name": path.relative_to(root).as_posix(),
-            "hashes": [{"alg": "SHA-256", "content": digest}],
-        })
+        components.append(
+            {
+                "type": "file",
+                "name": path.relative_to(root).as_posix(),
+                "hashes": [{"alg": "SHA-256", "content": digest}],
+            }
+        )
     return components
 
 

@@ -25,8 +25,9 @@ def request_build(session: Session, site: Site, *, ref: str | None, requested_by
 
 
 def list_releases(session: Session, site: Site) -> list[Release]:
-    return list(session.scalars(select(Release).where(Release.site_id == site.id)
-                                .order_by(Release.number)))
+    return list(
+        session.scalars(select(Release).where(Release.site_id == site.id).order_by(Release.number))
+    )
 
 
 def get_release(session: Session, site: Site, number: int | None = None) -> Release:
@@ -38,6 +39,8 @@ def get_release(session: Session, site: Site, number: int | None = None) -> Rele
         release = session.scalar(query.where(Release.number == number))
     if release is None:
         which = f"release {number}" if number is not None else "any release"
-        raise NotFound(f"{site.ref_name} has no {which}.",
-                       hint=f"List them with: websonic release list {site.ref_name}")
+        raise NotFound(
+            f"{site.ref_name} has no {which}.",
+            hint=f"List them with: websonic release list {site.ref_name}",
+        )
     return release

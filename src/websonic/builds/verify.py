@@ -42,8 +42,11 @@ def verify_release(
     report = VerifyReport(reference, release.digest)
     _check(report, "manifest digest", lambda: _manifest(layout, release))
     for layer in release.layers:
-        _check(report, f"layer {layer['digest'][:19]}",
-               lambda layer=layer: layout.verify_blob(layer["digest"], layer["size"]))
+        _check(
+            report,
+            f"layer {layer['digest'][:19]}",
+            lambda layer=layer: layout.verify_blob(layer["digest"], layer["size"]),
+        )
     _check(report, "config digest", lambda: layout.read_blob(release.config_digest))
     _check(report, "SBOM digest", lambda: layout.read_blob(release.sbom_digest))
     _check(report, "signature", lambda: _signature(release, public, reference))

@@ -35,14 +35,18 @@ def register(app: typer.Typer) -> None:
 @base_app.command("build")
 def base_build(
     ctx: typer.Context,
-    kinds: list[str] = typer.Argument(None, help=f"Kinds to build (default: all: {', '.join(bases.BASE_KINDS)})."),
+    kinds: list[str] = typer.Argument(
+        None, help=f"Kinds to build (default: all: {', '.join(bases.BASE_KINDS)})."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Build base images (static, php, python, node) from Debian packages."""
     wanted = kinds or list(bases.BASE_KINDS)
     unknown = [k for k in wanted if k not in bases.BASE_KINDS]
     if unknown:
-        raise InvalidInput(f"Unknown kind {unknown[0]!r}: choose from {', '.join(bases.BASE_KINDS)}.")
+        raise InvalidInput(
+            f"Unknown kind {unknown[0]!r}: choose from {', '.join(bases.BASE_KINDS)}."
+        )
     cli = get(ctx)
     with cli.platform.transaction() as session:
         job_id = jobs.submit(session, "base-build", {"kinds": wanted}, requested_by=cli.actor).id
@@ -59,22 +63,37 @@ def base_list(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """List base images (newest per kind is used by builds)."""
     with get(ctx).platform.sessions() as session:
         rows = list(session.scalars(select(BaseImage).order_by(BaseImage.kind, BaseImage.id)))
-        data = [{"kind": b.kind, "image": b.image, "digest": b.digest, "size": b.size,
-                 "packages": len(b.packages), "created_at": b.created_at} for b in rows]
+        data: list[dict[str, Any]] = [
+            {
+                "kind": b.kind,
+                "image": b.image,
+                "digest": b.digest,
+                "size": b.size,
+                "packages": len(b.packages),
+                "created_at": b.created_at,
+            }
+            for b in rows
+        ]
     if as_json:
         emit_json({"bases": data})
     else:
-        table("Base images", ["kind", "digest", "size", "packages", "created"],
-              [(d["kind"], d["digest"][:19], human_size(d["size"]), d["packages"],
-                d["created_at"]) for d in data])
+        table(
+            "Base images",
+            ["kind", "digest", "size", "packages", "created"],
+            [
+                (d["kind"], d["digest"][:19], human_size(d["size"]), d["packages"], d["created_at"])
+                for d in data
+            ],
+        )
 
 
 def build(
     ctx: typer.Context,
     ref: str = typer.Argument(..., metavar="CUSTOMER/SITE"),
     git_ref: str = typer.Option(None, "--ref", help="Git sources: branch, tag or commit."),
-    background: bool = typer.Option(False, "--background",
-                                    help="Queue it for `websonic serve`'s workers and return."),
+    background: bool = typer.Option(
+        False, "--background", help="Queue it for `websonic serve`'s workers and return."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Build a release: a reproducible, signed image stored in the built-in registry."""
@@ -87,39 +106,63 @@ def build(
 
         Workers(cli.platform).enqueue(job_id)
         emit_json({"job": job_id, "status": "queued"}) if as_json else console.print(
-            f"Build queued as job {job_id}: websonic job log {job_id} --follow")
+            f"Build queued as job {job_id}: websonic job log {job_id} --follow"
+        )
         return
     job = run_with_progress(cli.platform, job_id, quiet=as_json, what=f"build {ref}")
     if as_json:
         emit_json({"job": job_id, "site": ref, **job.result})
     else:
-        console.print(f"{ref}: release [bold]{job.result['release']}[/], image digest "
-                      f"{job.result['digest']}, {human_size(job.result['size'])}, signed.")
+        console.print(
+            f"{ref}: release [bold]{job.result['release']}[/], image digest "
+            f"{job.result['digest']}, {human_size(job.result['size'])}, signed."
+        )
 
 
 def release_data(release: Release) -> dict[str, Any]:
     return {
-        "release": release.number, "digest": release.digest, "size": release.size,
-        "layers": release.layers, "base_digest": release.base_digest,
-        "source": release.source_ref, "revision": release.source_revision,
-        "epoch": release.source_epoch, "sbom_digest": release.sbom_digest,
-        "signing_key": release.signing_key_id, "tool_versions": release.tool_versions,
-        "build_seconds": release.build_seconds, "created_at": release.created_at,
+        "release": release.number,
+        "digest": release.digest,
+        "size": release.size,
+        "layers": release.layers,
+        "base_digest": release.base_digest,
+        "source": release.source_ref,
+        "revision": release.source_revision,
+        "epoch": release.source_epoch,
+        "sbom_digest": release.sbom_digest,
+        "signing_key": release.signing_key_id,
+        "tool_versions": release.tool_versions,
+        "build_seconds": release.build_seconds,
+        "created_at": release.created_at,
     }
 
 
 @release_app.command("list")
-def release_list(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CUSTOMER/SITE"),
-                 as_json: bool = JsonOption) -> None:
+def release_list(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="CUSTOMER/SITE"),
+    as_json: bool = JsonOption,
+) -> None:
     """List the releases of a site."""
     with get(ctx).platform.sessions() as session:
         data = [release_data(r) for r in service.list_releases(session, get_site(session, ref))]
     if as_json:
         emit_json({"site": ref, "releases": data})
     else:
-        table(f"Releases of {ref}", ["release", "digest", "size", "source", "built"],
-              [(d["release"], d["digest"], human_size(d["size"]), d["revision"] or d["source"],
-                d["created_at"]) for d in data])
+        table(
+            f"Releases of {ref}",
+            ["release", "digest", "size", "source", "built"],
+            [
+                (
+                    d["release"],
+                    d["digest"],
+                    human_size(d["size"]),
+                    d["revision"] or d["source"],
+                    d["created_at"],
+                )
+                for d in data
+            ],
+        )
 
 
 @release_app.command("verify")
@@ -134,14 +177,24 @@ def release_verify(
     with platform.sessions() as session:
         release = service.get_release(session, get_site(session, site_ref), site_ref.release)
         reference = f"{site_ref.repository}:{release.number}"
-        report = verify_release(OciLayout(platform.settings.oci_dir), release,
-                                platform.signer.public, reference)
+        report = verify_release(
+            OciLayout(platform.settings.oci_dir), release, platform.signer.public, reference
+        )
     if as_json:
-        emit_json({"reference": reference, "digest": report.digest, "ok": report.ok,
-                   "checks": [c.__dict__ for c in report.checks]})
+        emit_json(
+            {
+                "reference": reference,
+                "digest": report.digest,
+                "ok": report.ok,
+                "checks": [c.__dict__ for c in report.checks],
+            }
+        )
     else:
-        table(f"Verify {reference}", ["check", "result", "detail"],
-              [(c.name, "ok" if c.ok else "FAILED", c.detail) for c in report.checks])
+        table(
+            f"Verify {reference}",
+            ["check", "result", "detail"],
+            [(c.name, "ok" if c.ok else "FAILED", c.detail) for c in report.checks],
+        )
     if not report.ok:
         raise VerificationFailed(f"{reference} failed verification: do not install it.")
 
@@ -162,5 +215,7 @@ def release_signature(
     if as_json:
         emit_json({k: str(v) for k, v in paths.items()})
         return
-    console.print("Verify offline with:\n  openssl pkeyutl -verify -pubin -inkey "
-                  f"{paths['public_key']} -rawin -in {paths['payload']} -sigfile {paths['signature']}")
+    console.print(
+        "Verify offline with:\n  openssl pkeyutl -verify -pubin -inkey "
+        f"{paths['public_key']} -rawin -in {paths['payload']} -sigfile {paths['signature']}"
+    )

@@ -33,9 +33,16 @@ def add(
 def list_(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """List customers."""
     with get(ctx).platform.sessions() as session:
-        rows = [(c.slug, c.name, len(c.sites), c.created_at) for c in service.list_customers(session)]
+        rows = [
+            (c.slug, c.name, len(c.sites), c.created_at) for c in service.list_customers(session)
+        ]
     if as_json:
-        emit_json({"customers": [{"slug": r[0], "name": r[1], "sites": r[2],
-                                  "created_at": r[3]} for r in rows]})
+        emit_json(
+            {
+                "customers": [
+                    {"slug": r[0], "name": r[1], "sites": r[2], "created_at": r[3]} for r in rows
+                ]
+            }
+        )
     else:
         table("Customers", ["slug", "name", "sites", "created"], rows)

@@ -17,10 +17,19 @@ app = typer.Typer(help="Background jobs (builds, base builds…).", no_args_is_h
 
 
 def job_data(job: Job) -> dict[str, Any]:
-    return {"id": job.id, "kind": job.kind, "status": job.status.value, "progress": job.progress,
-            "step": job.step, "error": job.error, "result": job.result,
-            "requested_by": job.requested_by, "created_at": job.created_at,
-            "started_at": job.started_at, "finished_at": job.finished_at}
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status.value,
+        "progress": job.progress,
+        "step": job.step,
+        "error": job.error,
+        "result": job.result,
+        "requested_by": job.requested_by,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }
 
 
 @app.command("list")
@@ -31,9 +40,21 @@ def list_(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     if as_json:
         emit_json({"jobs": data})
     else:
-        table("Jobs", ["id", "kind", "status", "progress", "step", "created"],
-              [(d["id"], d["kind"], d["status"], f"{d['progress']:.0%}", d["step"][:50],
-                d["created_at"]) for d in data])
+        table(
+            "Jobs",
+            ["id", "kind", "status", "progress", "step", "created"],
+            [
+                (
+                    d["id"],
+                    d["kind"],
+                    d["status"],
+                    f"{d['progress']:.0%}",
+                    d["step"][:50],
+                    d["created_at"],
+                )
+                for d in data
+            ],
+        )
 
 
 @app.command("show")

@@ -23,15 +23,23 @@ def init(
     """Make the state folder, its database, the signing key and the first admin."""
     result = init_platform(get(ctx).settings, admin_username=admin)
     if as_json:
-        emit_json({"home": str(result.home), "created": result.created,
-                   "admin": result.admin_username, "signing_key": result.signing_key_id,
-                   "admin_password_file": str(result.admin_password_file or "") or None})
+        emit_json(
+            {
+                "home": str(result.home),
+                "created": result.created,
+                "admin": result.admin_username,
+                "signing_key": result.signing_key_id,
+                "admin_password_file": str(result.admin_password_file or "") or None,
+            }
+        )
         return
     console.print(f"State folder: {result.home}" + ("" if result.created else " (already set up)"))
     console.print(f"Signing key: {result.signing_key_id}")
     if result.admin_password_file:
-        console.print(f"Admin [bold]{result.admin_username}[/]: password in "
-                      f"{result.admin_password_file} (readable by you only; change it).")
+        console.print(
+            f"Admin [bold]{result.admin_username}[/]: password in "
+            f"{result.admin_password_file} (readable by you only; change it)."
+        )
     elif result.admin_username:
         console.print(f"Admin [bold]{result.admin_username}[/] made with WEBSONIC_ADMIN_PASSWORD.")
 
@@ -41,7 +49,8 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
     forwarded_allow_ips: str = typer.Option(
-        None, "--forwarded-allow-ips",
+        None,
+        "--forwarded-allow-ips",
         help="Address(es) of the TLS reverse proxy in front, whose X-Forwarded-For is trusted.",
     ),
 ) -> None:

@@ -14,9 +14,14 @@ from websonic.worker import run_now
 def run_with_progress(platform: Platform, job_id: int, *, quiet: bool, what: str) -> Job:
     """Run a queued job here; raise BuildFailed (with the log's place) if it fails."""
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(), TextColumn("{task.fields[step]}"),
-        console=errors, disable=quiet, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[step]}"),
+        console=errors,
+        disable=quiet,
+        transient=False,
     ) as bar:
         task = bar.add_task(what, total=1.0, step="")
 
@@ -27,6 +32,8 @@ def run_with_progress(platform: Platform, job_id: int, *, quiet: bool, what: str
     if job is None:
         raise BuildFailed(f"Job {job_id} was already taken by another worker.")
     if job.status is not JobStatus.SUCCEEDED:
-        raise BuildFailed(job.error or f"Job {job_id} failed.",
-                          hint=f"Full log: {job.log_path} (or: websonic job log {job_id})")
+        raise BuildFailed(
+            job.error or f"Job {job_id} failed.",
+            hint=f"Full log: {job.log_path} (or: websonic job log {job_id})",
+        )
     return job

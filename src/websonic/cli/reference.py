@@ -1,7 +1,7 @@
 """The CLI and settings references, generated from the code so they cannot drift.
 
-    python -m websonic.cli.reference cli > docs/cli.md
-    python -m websonic.cli.reference settings > docs/settings.md
+python -m websonic.cli.reference cli > docs/cli.md
+python -m websonic.cli.reference settings > docs/settings.md
 """
 
 from __future__ import annotations

@@ -37,15 +37,17 @@ def add(
     ctx: typer.Context,
     ref: str = typer.Argument(..., metavar="CUSTOMER/SITE"),
     source: str = typer.Option(..., "--source", help="A folder, or a git URL/repository#REF."),
-    epoch: int = typer.Option(None, "--epoch",
-                              help="Folder sources: build timestamp (default 1980-01-01)."),
+    epoch: int = typer.Option(
+        None, "--epoch", help="Folder sources: build timestamp (default 1980-01-01)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Register a site; its websonic.toml is read and checked (or its kind detected)."""
     cli = get(ctx)
     with cli.platform.transaction() as session:
-        site = service.add_site(session, cli.platform.runner, ref, source, actor=cli.actor,
-                                epoch=epoch)
+        site = service.add_site(
+            session, cli.platform.runner, ref, source, actor=cli.actor, epoch=epoch
+        )
         data = site_data(site)
     if as_json:
         emit_json(data)
@@ -66,14 +68,27 @@ def list_(
     if as_json:
         emit_json({"sites": sites})
     else:
-        table("Sites", ["site", "kind", "source", "releases"],
-              [(s["site"], s["kind"], s["source"] + (f"#{s['ref']}" if s["ref"] else ""),
-                s["releases"]) for s in sites])
+        table(
+            "Sites",
+            ["site", "kind", "source", "releases"],
+            [
+                (
+                    s["site"],
+                    s["kind"],
+                    s["source"] + (f"#{s['ref']}" if s["ref"] else ""),
+                    s["releases"],
+                )
+                for s in sites
+            ],
+        )
 
 
 @app.command("show")
-def show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CUSTOMER/SITE"),
-         as_json: bool = JsonOption) -> None:
+def show(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="CUSTOMER/SITE"),
+    as_json: bool = JsonOption,
+) -> None:
     """Show a site and its manifest."""
     with get(ctx).platform.sessions() as session:
         data = site_data(service.get_site(session, ref))

@@ -15,7 +15,7 @@ def make_queue(jobs_path: Path, queue_url: str | None) -> Huey:
     return SqliteHuey("websonic", filename=str(jobs_path))
 
 
-class InProcessConsumer(Consumer):  # type: ignore[misc]
+class InProcessConsumer(Consumer):
     """A huey consumer that runs inside another program (the web server owns the signals)."""
 
     def _set_signal_handlers(self) -> None:
@@ -23,8 +23,14 @@ class InProcessConsumer(Consumer):  # type: ignore[misc]
 
 
 def start_consumer(queue: Huey, workers: int) -> InProcessConsumer:
-    consumer = InProcessConsumer(queue, workers=workers, worker_type="thread", periodic=False,
-                                 check_worker_health=False, max_delay=1.0)
+    consumer = InProcessConsumer(
+        queue,
+        workers=workers,
+        worker_type="thread",
+        periodic=False,
+        check_worker_health=False,
+        max_delay=1.0,
+    )
     consumer.start()
     return consumer
 

@@ -197,4 +197,3 @@ class Runner:
     def logging_to(self, log: IO[str] | None) -> Runner:
         """The same runner, writing to another log."""
         return Runner(base_env=self.base_env, log=log)
-

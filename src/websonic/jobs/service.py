@@ -57,8 +57,14 @@ def submit(
     customer_id: int | None = None,
     site_id: int | None = None,
 ) -> Job:
-    job = Job(kind=kind, params=params, requested_by=requested_by, customer_id=customer_id,
-              site_id=site_id, status=JobStatus.QUEUED)
+    job = Job(
+        kind=kind,
+        params=params,
+        requested_by=requested_by,
+        customer_id=customer_id,
+        site_id=site_id,
+        status=JobStatus.QUEUED,
+    )
     session.add(job)
     session.flush()
     return job
@@ -127,8 +133,11 @@ class JobReporter:
             return
         self._last_write = now
         with transaction(self._sessions) as session:
-            session.execute(update(Job).where(Job.id == self.job_id)
-                            .values(progress=min(max(fraction, 0.0), 1.0), step=step[:200]))
+            session.execute(
+                update(Job)
+                .where(Job.id == self.job_id)
+                .values(progress=min(max(fraction, 0.0), 1.0), step=step[:200])
+            )
         self.line(f"[{fraction:4.0%}] {step}")
 
     def close(self) -> None:
@@ -142,11 +151,15 @@ def claim(sessions: sessionmaker[Session], job_id: int, logs_dir: Path) -> Job |
     """queued -> running, atomically; None if another worker took it or it is finished."""
     log_path = logs_dir / f"job-{job_id}.log"
     with transaction(sessions) as session:
-        claimed = session.execute(
+        claimed = session.execute(  # type: ignore[attr-defined]
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-            .values(status=JobStatus.RUNNING, worker=this_worker(), started_at=utcnow(),
-                    log_path=str(log_path))
+            .values(
+                status=JobStatus.RUNNING,
+                worker=this_worker(),
+                started_at=utcnow(),
+                log_path=str(log_path),
+            )
         ).rowcount
         return session.get(Job, job_id) if claimed else None
 
@@ -170,8 +183,16 @@ def execute(sessions: sessionmaker[Session], job_id: int, logs_dir: Path, work: 
             reporter.line(f"FAILED: {error}")
         reporter.close()
         with transaction(sessions) as session:
-            session.execute(update(Job).where(Job.id == job_id).values(
-                status=status, result=result, error=error, finished_at=utcnow(),
-                progress=1.0 if status is JobStatus.SUCCEEDED else Job.progress))
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(
+                    status=status,
+                    result=result,
+                    error=error,
+                    finished_at=utcnow(),
+                    progress=1.0 if status is JobStatus.SUCCEEDED else Job.progress,
+                )
+            )
     with sessions() as session:
         return session.get(Job, job_id)

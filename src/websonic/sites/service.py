@@ -43,15 +43,23 @@ def add_site(
         slug=check_slug(site_ref.site, "site slug"),
         source=spec.location,
         ref=spec.ref,
-        epoch=None if spec.is_git else (epoch if epoch is not None else sources.DEFAULT_FOLDER_EPOCH),
+        epoch=None
+        if spec.is_git
+        else (epoch if epoch is not None else sources.DEFAULT_FOLDER_EPOCH),
         kind=manifest.kind,
         manifest=manifest.to_record(),
         manifest_detected=detected,
     )
     session.add(site)
     session.flush()
-    record(session, actor, "site.add", customer_id=customer.id, target=str(site_ref),
-           detail={"source": str(spec), "kind": manifest.kind, "detected": detected})
+    record(
+        session,
+        actor,
+        "site.add",
+        customer_id=customer.id,
+        target=str(site_ref),
+        detail={"source": str(spec), "kind": manifest.kind, "detected": detected},
+    )
     return site
 
 
@@ -100,15 +108,21 @@ def set_secret(
         declared = ", ".join(manifest.secret_names) or "none"
         raise InvalidInput(
             f"{name!r} is not a secret of {site.ref_name} (declared: {declared}).",
-            hint=f'Declare it in websonic.toml: [env] {name} = {{ secret = true }}',
+            hint=f"Declare it in websonic.toml: [env] {name} = {{ secret = true }}",
         )
     existing = next((s for s in site.secrets if s.name == name), None)
     if existing is None:
         site.secrets.append(SiteSecret(name=name, ciphertext=box.seal(value)))
     else:
         existing.ciphertext = box.seal(value)
-    record(session, actor, "site.secret.set", customer_id=site.customer_id,
-           target=site.ref_name, detail={"name": name})
+    record(
+        session,
+        actor,
+        "site.secret.set",
+        customer_id=site.customer_id,
+        target=site.ref_name,
+        detail={"name": name},
+    )
 
 
 def secret_values(box: SecretBox, site: Site) -> dict[str, str]:

@@ -10,8 +10,9 @@ from websonic.core.runner import Command
 
 def copy_to_layout(image: str, layout: Path, ref_name: str) -> Command:
     """Copy a local image (containers-storage) into the OCI layout under ``ref_name``."""
-    return Command.of("skopeo", "copy", "--quiet", f"containers-storage:{image}",
-                      f"oci:{layout}:{ref_name}")
+    return Command.of(
+        "skopeo", "copy", "--quiet", f"containers-storage:{image}", f"oci:{layout}:{ref_name}"
+    )
 
 
 def version(tool: str) -> Command:

@@ -15,10 +15,11 @@ from websonic.builds.oci import OciLayout
 from websonic.builds.signing import public_pem
 from websonic.builds.verify import verify_release, write_signature_bundle
 from websonic.cli.context import JsonOption, get
-from websonic.cli.output import console, emit_json, human_size, table
+from websonic.cli.output import console, emit_json, table
 from websonic.cli.progress import run_with_progress
 from websonic.core.errors import InvalidInput, VerificationFailed
 from websonic.core.naming import parse_site_ref
+from websonic.core.units import human_size
 from websonic.jobs import service as jobs
 from websonic.sites.service import get_site
 

@@ -11,6 +11,8 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
+from websonic.core.units import human_size
+
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -21,17 +23,6 @@ def short_digest(digest: str | None, length: int = 12) -> str:
         return ""
     algorithm, _, value = digest.partition(":")
     return f"{algorithm}:{value[:length]}" if value else digest[:length]
-
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return ""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"
 
 
 def when(value: dt.datetime | None) -> str:

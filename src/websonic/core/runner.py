@@ -75,9 +75,10 @@ class Command:
 
 
 def _die_with_parent() -> list[str]:
-    """argv prefix so a tool is killed when WebSonic is (SIGKILL leaves no orphan build)."""
+    """argv prefix: a tool gets SIGTERM when WebSonic dies, so it stops and cleans up (buildah
+    removes its build container) instead of running on as an orphan."""
     setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
 
 def _quote(arg: str) -> str:

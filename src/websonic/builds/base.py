@@ -20,7 +20,7 @@ import os
 import shutil
 import tarfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -414,25 +414,3 @@ def _build_image(
         return buildah.parse_iidfile(iid.read_text(encoding="utf-8"))
     finally:
         shutil.rmtree(context, ignore_errors=True)
-
-
-def build_bases(
-    kinds: Sequence[str],
-    settings: Any,
-    *,
-    runner: Runner,
-    max_age_seconds: float,
-    on_line: LineSink | None = None,
-) -> list[BuiltBase]:
-    """Build the bases of ``kinds`` (all when empty) with the cache in settings.cache_dir/base."""
-    cache_dir = Path(settings.cache_dir) / "base"
-    return [
-        build_base(
-            spec_for(kind, settings),
-            runner=runner,
-            cache_dir=cache_dir,
-            max_age_seconds=max_age_seconds,
-            on_line=on_line,
-        )
-        for kind in (kinds or BASE_KINDS)
-    ]

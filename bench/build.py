@@ -27,6 +27,7 @@ from pathlib import Path
 
 from common import CONTAINERS_CONF, ROOT, machine, median, run, timed, write_section
 
+CA = "/etc/ssl/certs/ca-certificates.crt"
 KIND_OF = {"static-brochure": "static", "python-shop": "python", "php-guestbook": "php"}
 EDITED = {
     "static-brochure": "about.html",
@@ -53,7 +54,19 @@ class WebSonic:
 
 def podman_build(context: Path, containerfile: Path, tag: str) -> None:
     run(
-        ["podman", "build", "--layers", "-q", "-f", str(containerfile), "-t", tag, str(context)],
+        [
+            "podman",
+            "build",
+            "--layers",
+            "-q",
+            "-v",
+            f"{CA}:{CA}:ro",  # as WebSonic lends it
+            "-f",
+            str(containerfile),
+            "-t",
+            tag,
+            str(context),
+        ],
         env={"CONTAINERS_CONF": str(CONTAINERS_CONF)},
     )
 

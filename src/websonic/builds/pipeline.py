@@ -244,9 +244,31 @@ def _store_release(
             target=f"{build.repository}:{number}",
             detail={"digest": info.manifest_digest, "job": job_id},
         )
-    platform.runner.run(Command.of("buildah", "rmi", image), check=False)
+    keep_as_cache(platform.runner, image, build.repository)
     progress(1.0, f"release {number}: {info.manifest_digest}")
     return release
+
+
+def keep_as_cache(runner: Runner, image: str, repository: str) -> None:
+    """Keep the newest build of each site tagged, so its layers stay in buildah's cache.
+
+    Removing a built image also removes its untagged intermediate layers — the cache of its
+    dependency steps. So the job's tag moves to ``…:cache`` and only the image it replaces is
+    removed (layers it shares with the new one are kept, being the new one's parents).
+    """
+    cache_tag = f"localhost/websonic/build/{repository}:cache"
+    previous = _image_id(runner, cache_tag)
+    runner.run(buildah.tag(image, cache_tag))
+    runner.run(buildah.rmi(image), check=False)  # the image keeps its :cache tag
+    if previous is not None and previous != _image_id(runner, cache_tag):
+        runner.run(buildah.rmi(previous), check=False)
+
+
+def _image_id(runner: Runner, ref: str) -> str | None:
+    result = runner.run(
+        Command.of("podman", "image", "inspect", "--format", "{{.Id}}", ref), check=False
+    )
+    return result.stdout.strip() or None if result.ok else None
 
 
 def _next_number(session: Session, site_id: int) -> int:

@@ -107,3 +107,9 @@ def test_secret_values_are_stored_encrypted_and_never_shown(cli: Cli, tmp_path: 
     for path in cli.home.glob("state.db*"):  # the database and its write-ahead log
         assert b"sup3r-s3cret-value" not in path.read_bytes()
     assert "not a secret" in cli.fails("site", "secret", "set", "acme/s", "OTHER", input="v\n")
+
+
+def test_usage_errors_are_messages_not_tracebacks(cli: Cli) -> None:
+    assert "Missing option '-o'" in cli.fails("image", "export", "acme/x", code=2)
+    assert "Missing option '--source'" in cli.fails("site", "add", "acme/x", code=2)
+    assert "No such command 'nope'" in cli.fails("nope", code=2)

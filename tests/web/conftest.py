@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from websonic.platform import init_platform, open_platform
 from websonic.web.app import create_app
 
-from web_helpers import ADMIN, TestClient, World, login, make_settings, seed
+from web.web_helpers import ADMIN, TestClient, World, login, make_settings, seed
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi import FastAPI
 
-from web_helpers import (
+from web.web_helpers import (
     ACME_OWNER,
     ADMIN,
     DEVELOPER,

@@ -26,7 +26,7 @@ from websonic.platform import Platform
 from websonic.web.app import create_app
 from websonic.web.server import make_server
 
-from web_helpers import ADMIN, DEVELOPER, TestClient, World, csrf_of, form_token, login
+from web.web_helpers import ADMIN, DEVELOPER, TestClient, World, csrf_of, form_token, login
 
 STEPS = 5
 

@@ -14,7 +14,7 @@ from websonic.audit.models import AuditEvent
 from websonic.core.db import utcnow
 from websonic.web.app import create_app
 
-from web_helpers import ADMIN, DEVELOPER, TestClient, World, form_token, login, make_settings
+from web.web_helpers import ADMIN, DEVELOPER, TestClient, World, form_token, login, make_settings
 
 API_READS = [
     "/api/v1/me",

@@ -130,6 +130,13 @@ def releases_for(session: Session, user: User, customer_slug: str, site_slug: st
     return builds.list_releases(session, site_for(session, user, customer_slug, site_slug))
 
 
+def release_for(
+    session: Session, user: User, customer_slug: str, site_slug: str, number: int
+) -> Release:
+    """Release ``number`` of a site ``user`` may see (their own customer's, for customers)."""
+    return builds.get_release(session, site_for(session, user, customer_slug, site_slug), number)
+
+
 def job_for(session: Session, user: User, job_id: int) -> Job:
     job = session.get(Job, job_id)
     if job is None:

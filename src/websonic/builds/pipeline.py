@@ -6,7 +6,9 @@ release, and the job's log says why.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -71,7 +73,7 @@ def build_release(
         manifest, _detected = load_manifest(snap.path)
         base = _base_for(platform, manifest)
         containerfile = _write_containerfile(work, snap, manifest, base)
-        image = f"localhost/websonic/build/{build.repository}:job-{job_id or 'cli'}"
+        image = f"localhost/websonic/build/{build.repository}:job-{job_id}-{secrets.token_hex(4)}"
         progress(0.1, f"building {manifest.kind} site with buildah")
         _buildah_build(runner, containerfile, snap, image, log, progress, platform)
         return _store_release(platform, build, snap, base, image, job_id, actor, started, progress)
@@ -244,19 +246,20 @@ def _store_release(
             target=f"{build.repository}:{number}",
             detail={"digest": info.manifest_digest, "job": job_id},
         )
-    keep_as_cache(platform.runner, image, build.repository)
+    keep_as_cache(platform.runner, image, build.repository, platform.settings.home)
     progress(1.0, f"release {number}: {info.manifest_digest}")
     return release
 
 
-def keep_as_cache(runner: Runner, image: str, repository: str) -> None:
+def keep_as_cache(runner: Runner, image: str, repository: str, home: Path) -> None:
     """Keep the newest build of each site tagged, so its layers stay in buildah's cache.
 
     Removing a built image also removes its untagged intermediate layers — the cache of its
     dependency steps. So the job's tag moves to ``…:cache`` and only the image it replaces is
     removed (layers it shares with the new one are kept, being the new one's parents).
     """
-    cache_tag = f"localhost/websonic/build/{repository}:cache"
+    home_id = hashlib.sha256(str(home).encode()).hexdigest()[:10]  # homes share the store
+    cache_tag = f"localhost/websonic/build/{repository}:cache-{home_id}"
     previous = _image_id(runner, cache_tag)
     runner.run(buildah.tag(image, cache_tag))
     runner.run(buildah.rmi(image), check=False)  # the image keeps its :cache tag

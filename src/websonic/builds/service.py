@@ -38,9 +38,9 @@ def get_release(session: Session, site: Site, number: int | None = None) -> Rele
     else:
         release = session.scalar(query.where(Release.number == number))
     if release is None:
-        which = f"release {number}" if number is not None else "any release"
+        which = f"no release {number}" if number is not None else "no release yet"
         raise NotFound(
-            f"{site.ref_name} has no {which}.",
+            f"{site.ref_name} has {which}.",
             hint=f"List them with: websonic release list {site.ref_name}",
         )
     return release

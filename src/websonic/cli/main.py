@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError
 
 from websonic import __version__
-from websonic.cli import builds, customers, jobs, platform_cmds, sites
+from websonic.cli import builds, customers, images, jobs, platform_cmds, sites, tokens
 from websonic.cli.context import CliContext
 from websonic.cli.output import errors
 from websonic.core.errors import WebsonicError
@@ -26,6 +26,8 @@ app.add_typer(customers.app, name="customer")
 app.add_typer(sites.app, name="site")
 builds.register(app)
 app.add_typer(jobs.app, name="job")
+app.add_typer(tokens.app, name="token")
+app.add_typer(images.app, name="image")
 
 
 def _version(value: bool) -> None:
@@ -62,13 +64,16 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        if _is_usage_error(exc):  # a missing option, an unknown command…
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         raise
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """Click's usage errors (Typer vendors its own click, so match by shape, not by class)."""
+    return any(k.__name__ == "ClickException" for k in type(exc).__mro__) and hasattr(exc, "show")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,20 @@ def copy_to_layout(image: str, layout: Path, ref_name: str) -> Command:
     )
 
 
+def copy_layout_to_archive(layout: Path, ref_name: str, archive: Path, reference: str) -> Command:
+    """Copy image ``ref_name`` of the OCI layout into an ``oci-archive`` tar named ``reference``.
+
+    skopeo 1.9 does not accept ``oci:PATH@sha256:…``: the image is picked by its ref name.
+    """
+    return Command.of(
+        "skopeo",
+        "copy",
+        "--quiet",
+        f"oci:{layout}:{ref_name}",
+        f"oci-archive:{archive}:{reference}",
+    )
+
+
 def version(tool: str) -> Command:
     return Command.of(tool, "--version")
 

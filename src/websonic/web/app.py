@@ -13,7 +13,7 @@ from websonic import __version__
 from websonic.accounts.sessions import LoginThrottle
 from websonic.platform import Platform, open_platform
 from websonic.settings import Settings
-from websonic.web import api, errors, pages
+from websonic.web import api, errors, pages, registry
 from websonic.web.security import SecurityHeaders, secure_cookies
 from websonic.web.templating import STATIC_DIR
 from websonic.worker import Workers
@@ -60,5 +60,6 @@ def create_app(
     errors.install(app)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(registry.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -1,0 +1,274 @@
+"""The registry's services: manifests, blobs, tags and catalog of the releases, per caller.
+
+Every function checks that the caller may pull the repository first (see ``callers``), then
+looks the release up in the state database and the bytes up in the OCI layout. A blob is served
+only if a release of *that* repository names it; its bytes are checked against its digest
+before they are served (``integrity``). Each manifest or blob download (GET, not HEAD) is one
+audit event; so is each refused blob whose bytes no longer match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from websonic.accounts.models import Customer
+from websonic.accounts.sessions import find_session
+from websonic.audit.service import record
+from websonic.builds.models import Release
+from websonic.builds.oci import OciLayout
+from websonic.core.errors import NotFound, VerificationFailed
+from websonic.registry import callers, manifests, tokens
+from websonic.registry.access import grant, user_principal
+from websonic.registry.callers import Caller, require_login, require_pull
+from websonic.registry.errors import BLOB_UNKNOWN, MANIFEST_UNKNOWN, IntegrityError, RegistryError
+from websonic.registry.errors import name_unknown as unknown_repository
+from websonic.registry.integrity import IntegrityCache
+from websonic.registry.manifests import Manifest
+from websonic.registry.names import check_digest, check_reference, is_digest, split_repository
+from websonic.sites.models import Site
+
+Transaction = Callable[[], AbstractContextManager[Session]]
+LATEST = "latest"
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[str]
+    next_last: str | None  # the ``last`` of the next page, if there is one
+
+
+@dataclass(frozen=True)
+class Repository:
+    name: str
+    customer_id: int
+    releases: list[Release]  # oldest first; never empty
+
+
+@dataclass
+class OpenBlob:
+    """A verified blob, open for reading; the caller closes ``handle``."""
+
+    digest: str
+    size: int
+    handle: BinaryIO
+
+
+class Registry:
+    def __init__(
+        self, transaction: Transaction, layout: OciLayout, cache: IntegrityCache, token_key: bytes
+    ) -> None:
+        self.transaction = transaction
+        self.layout = layout
+        self.cache = cache
+        self.token_key = token_key
+        self._docker: dict[str, Manifest | None] = {}
+
+    # Callers and the token flow ---------------------------------------------------------------
+
+    def basic_caller(self, username: str, password: str, remote_addr: str | None) -> Caller:
+        with self.transaction() as session:
+            return callers.from_basic(session, username, password, remote_addr)
+
+    def bearer_caller(self, token: str, remote_addr: str | None) -> Caller:
+        return callers.from_bearer(self.token_key, token, remote_addr)
+
+    def session_caller(self, cookie_value: str, remote_addr: str | None) -> Caller:
+        """A logged-in portal user (the token endpoint only)."""
+        with self.transaction() as session:
+            portal = find_session(session, cookie_value)
+            principal = user_principal(portal.user) if portal else None
+        return Caller(principal, None, remote_addr)
+
+    def ping(self, caller: Caller) -> None:
+        with self.transaction() as session:
+            require_login(session, caller)
+
+    def issue_token(self, caller: Caller, scopes: list[str]) -> tokens.IssuedToken:
+        """A bearer token granting pull on the asked repositories the caller may pull."""
+        with self.transaction() as session:
+            principal = require_login(session, caller)
+        return tokens.issue(self.token_key, principal, grant(principal, scopes))
+
+    # Manifests --------------------------------------------------------------------------------
+
+    def manifest(
+        self, caller: Caller, name: str, reference: str, accept: Iterable[str], *, download: bool
+    ) -> Manifest:
+        check_reference(reference)
+        with self.transaction() as session:
+            require_pull(session, caller, name)
+            repository = find_repository(session, name)
+        try:
+            answer = self._resolve(repository, reference, list(accept))
+        except IntegrityError as exc:
+            with self.transaction() as session:
+                self._record_integrity(session, caller, repository, exc.digest)
+            raise
+        if download:
+            with self.transaction() as session:
+                self._record(session, caller, repository, "registry.pull.manifest", answer.digest)
+        return answer
+
+    def _resolve(self, repository: Repository, reference: str, accept: list[str]) -> Manifest:
+        for release in _matching(repository.releases, reference):
+            oci = self._oci(release.digest)
+            if reference == release.digest:
+                return oci
+            docker = self._to_docker(oci)
+            if is_digest(reference):
+                if docker and docker.digest == reference:
+                    return docker
+                continue
+            return docker if docker and manifests.wants_docker(accept) else oci
+        raise RegistryError(
+            404, MANIFEST_UNKNOWN, {"name": repository.name, "reference": reference}
+        )
+
+    def _oci(self, digest: str) -> Manifest:
+        try:
+            content = self.layout.read_blob(digest)
+        except (NotFound, VerificationFailed) as exc:
+            raise IntegrityError(digest) from exc
+        return Manifest(content, manifests.OCI_MANIFEST, digest)
+
+    def _to_docker(self, oci: Manifest) -> Manifest | None:
+        if oci.digest not in self._docker:  # content-addressed: the conversion never changes
+            self._docker[oci.digest] = manifests.to_docker(oci)
+        return self._docker[oci.digest]
+
+    # Blobs ------------------------------------------------------------------------------------
+
+    def blob(self, caller: Caller, name: str, digest: str, *, download: bool) -> OpenBlob:
+        check_digest(digest)
+        with self.transaction() as session:
+            require_pull(session, caller, name)
+            repository = find_repository(session, name)
+            if digest not in blob_digests(repository.releases):
+                raise RegistryError(404, BLOB_UNKNOWN, {"digest": digest})
+        try:
+            opened = self._open_verified(digest)
+        except IntegrityError:
+            with self.transaction() as session:
+                self._record_integrity(session, caller, repository, digest)
+            raise
+        if download:
+            with self.transaction() as session:
+                self._record(session, caller, repository, "registry.pull.blob", digest)
+        return opened
+
+    def _open_verified(self, digest: str) -> OpenBlob:
+        path = self.layout.blob_path(digest)
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - handed to the response, which closes it
+        except OSError as exc:
+            raise IntegrityError(digest) from exc
+        try:
+            if not self.cache.matches(handle, str(path), digest):
+                raise IntegrityError(digest)
+            size = handle.seek(0, 2)
+            handle.seek(0)
+        except BaseException:
+            handle.close()
+            raise
+        return OpenBlob(digest, size, handle)
+
+    # Listing ----------------------------------------------------------------------------------
+
+    def tags(self, caller: Caller, name: str, n: int | None, last: str | None) -> Page:
+        with self.transaction() as session:
+            require_pull(session, caller, name)
+            repository = find_repository(session, name)
+        numbers = [str(release.number) for release in repository.releases]
+        return paginate(sorted([*numbers, LATEST]), n, last)
+
+    def catalog(self, caller: Caller, n: int | None, last: str | None) -> Page:
+        with self.transaction() as session:
+            principal = require_login(session, caller)
+            query = (
+                select(Customer.slug, Site.slug)
+                .join(Site, Site.customer_id == Customer.id)
+                .where(select(Release.id).where(Release.site_id == Site.id).exists())
+            )
+            names = [f"{customer}/{site}" for customer, site in session.execute(query)]
+        visible = sorted(name for name in names if principal.may_pull(name))
+        return paginate(visible, n, last)
+
+    # Audit ------------------------------------------------------------------------------------
+
+    def _record(
+        self, session: Session, caller: Caller, repository: Repository, action: str, digest: str
+    ) -> None:
+        record(
+            session,
+            caller.actor,
+            action,
+            customer_id=repository.customer_id,
+            target=f"{repository.name}@{digest}",
+            detail={"repository": repository.name, "digest": digest},
+            remote_addr=caller.remote_addr,
+        )
+
+    def _record_integrity(
+        self, session: Session, caller: Caller, repository: Repository, digest: str
+    ) -> None:
+        record(
+            session,
+            caller.actor,
+            "registry.integrity_failure",
+            customer_id=repository.customer_id,
+            target=f"{repository.name}@{digest}",
+            detail={"repository": repository.name, "digest": digest, "refused": True},
+            remote_addr=caller.remote_addr,
+        )
+
+
+def find_repository(session: Session, name: str) -> Repository:
+    """The repository ``<customer>/<site>`` with its releases; one without releases is unknown."""
+    customer_slug, site_slug = split_repository(name)
+    site = session.scalar(
+        select(Site).join(Customer).where(Customer.slug == customer_slug, Site.slug == site_slug)
+    )
+    releases = list(site.releases) if site else []
+    if site is None or not releases:
+        raise unknown_repository(name)
+    return Repository(name, site.customer_id, releases)
+
+
+def _matching(releases: list[Release], reference: str) -> list[Release]:
+    """The releases a reference may name: by digest (any), a number, or ``latest``."""
+    if is_digest(reference):
+        return releases
+    if reference == LATEST:
+        return releases[-1:]
+    return [release for release in releases if str(release.number) == reference]
+
+
+def blob_digests(releases: list[Release]) -> set[str]:
+    """Every blob that belongs to these releases: manifest, config, layers, SBOM."""
+    digests: set[str] = set()
+    for release in releases:
+        digests.update((release.digest, release.config_digest, release.sbom_digest))
+        digests.update(str(layer["digest"]) for layer in release.layers)
+    return digests
+
+
+def paginate(items: list[str], n: int | None, last: str | None) -> Page:
+    """Items after ``last``, at most ``n`` of them (lexical order, as the spec says)."""
+    if last is not None:
+        items = [item for item in items if item > last]
+    if n is None or n >= len(items):
+        return Page(items, None)
+    page = items[:n]
+    return Page(page, page[-1] if page else None)
+
+
+def open_registry(transaction: Transaction, oci_dir: Path, keys_dir: Path) -> Registry:
+    """The registry over a state folder's image store (its token key made on first use)."""
+    return Registry(transaction, OciLayout(oci_dir), IntegrityCache(), tokens.load_key(keys_dir))

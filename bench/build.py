@@ -17,15 +17,13 @@ Cache busting for "cold": WebSonic gets a new epoch (`site add --epoch`), podman
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import CONTAINERS_CONF, ROOT, machine, median, run, timed, write_section
+from common import CONTAINERS_CONF, ROOT, WebSonic, machine, median, run, timed, write_section
 
 CA = "/etc/ssl/certs/ca-certificates.crt"
 KIND_OF = {"static-brochure": "static", "python-shop": "python", "php-guestbook": "php"}
@@ -34,22 +32,6 @@ EDITED = {
     "python-shop": "wsgi.py",
     "php-guestbook": "public/index.php",
 }
-
-
-class WebSonic:
-    def __init__(self, home: Path) -> None:
-        self.env = {
-            "WEBSONIC_HOME": str(home),
-            "WEBSONIC_ADMIN_PASSWORD": "bench-password-123",
-            "WEBSONIC_BASE_CACHE_DIR": os.environ.get(
-                "WEBSONIC_BASE_CACHE_DIR", "/var/cache/websonic-test/base"
-            ),
-            "WEBSONIC_BASE_MAX_AGE_HOURS": "720",
-        }
-
-    def __call__(self, *args: str) -> dict:
-        out = run([sys.executable, "-m", "websonic.cli.main", *args, "--json"], env=self.env)
-        return json.loads(out)
 
 
 def podman_build(context: Path, containerfile: Path, tag: str) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,3 +64,30 @@ def write_section(name: str, body: str) -> None:
         else text.rstrip() + "\n\n" + section
     )
     RESULTS.write_text(text.rstrip() + "\n")
+
+
+class WebSonic:
+    """The real `websonic` command on one state folder (bases from the machine's cache)."""
+
+    def __init__(self, home: Path) -> None:
+        self.env = {
+            "WEBSONIC_HOME": str(home),
+            "WEBSONIC_ADMIN_PASSWORD": "bench-password-123",
+            "WEBSONIC_BASE_CACHE_DIR": os.environ.get(
+                "WEBSONIC_BASE_CACHE_DIR", "/var/cache/websonic-test/base"
+            ),
+            "WEBSONIC_BASE_MAX_AGE_HOURS": "720",
+            "WEBSONIC_ENVIRONMENT": "development",
+        }
+
+    def __call__(self, *args: str) -> dict:
+        out = run([sys.executable, "-m", "websonic.cli.main", *args, "--json"], env=self.env)
+        return json.loads(out)
+
+    def serve(self, port: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "websonic.cli.main", "serve", "--port", str(port)],
+            env={**os.environ, **self.env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )

@@ -13,8 +13,6 @@ clients; WebSonic with its token flow (`--src-creds acme:TOKEN`), distribution w
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 import shutil
 import socket
@@ -25,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import CONTAINERS_CONF, ROOT, machine, median, run, write_section
+from common import CONTAINERS_CONF, ROOT, WebSonic, machine, median, run, write_section
 
 ENV = {"CONTAINERS_CONF": str(CONTAINERS_CONF)}
 
@@ -48,31 +46,6 @@ def wait_for(url: str, timeout: float = 60) -> None:
             return
         time.sleep(0.3)
     raise RuntimeError(f"{url} never answered")
-
-
-class WebSonic:
-    def __init__(self, home: Path) -> None:
-        self.env = {
-            "WEBSONIC_HOME": str(home),
-            "WEBSONIC_ADMIN_PASSWORD": "bench-password-123",
-            "WEBSONIC_BASE_CACHE_DIR": os.environ.get(
-                "WEBSONIC_BASE_CACHE_DIR", "/var/cache/websonic-test/base"
-            ),
-            "WEBSONIC_BASE_MAX_AGE_HOURS": "720",
-            "WEBSONIC_ENVIRONMENT": "development",
-        }
-
-    def __call__(self, *args: str) -> dict:
-        out = run([sys.executable, "-m", "websonic.cli.main", *args, "--json"], env=self.env)
-        return json.loads(out)
-
-    def serve(self, port: int) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "websonic.cli.main", "serve", "--port", str(port)],
-            env={**os.environ, **self.env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
 
 
 def make_site(folder: Path, megabytes: int) -> None:

@@ -5,64 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from conftest import EXAMPLES, Cli
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serving(cli: Cli) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "websonic.cli.main", "serve", "--port", str(port)],
-        env=cli.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _answers(url), 60, "websonic serve did not start", proc)
-        yield url
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _answers(url: str) -> bool:
-    try:
-        httpx.get(url + "/login", timeout=2)
-    except httpx.HTTPError:
-        return False
-    return True
-
-
-def wait_until(check, timeout: float, message: str, proc=None) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"{message}: it exited\n{proc.stdout.read().decode()}")
-        assert time.monotonic() < deadline, message
-        time.sleep(0.5)
+from servers import free_port, serving, wait_until
 
 
 def job(cli: Cli, job_id: int) -> dict:
@@ -70,7 +21,7 @@ def job(cli: Cli, job_id: int) -> dict:
 
 
 def test_everything_needs_a_login(cli: Cli) -> None:
-    with serving(cli) as url:
+    with serving(cli.env()) as url:
         assert httpx.get(url + "/api/v1/customers").status_code == 401
         page = httpx.get(url + "/", follow_redirects=False)
         assert page.status_code in (302, 303) and "/login" in page.headers["location"]
@@ -84,7 +35,7 @@ def test_a_build_queued_before_serve_starts_runs_in_its_workers(cli: Cli) -> Non
     cli.run("site", "add", "acme/brochure", "--source", str(EXAMPLES / "static-brochure"))
     queued = cli.json("build", "acme/brochure", "--background")
     assert job(cli, queued["job"])["status"] == "queued"
-    with serving(cli):
+    with serving(cli.env()):
         wait_until(
             lambda: job(cli, queued["job"])["status"] in ("succeeded", "failed"),
             300,
@@ -122,7 +73,7 @@ def test_serve_killed_during_a_build_leaves_no_job_running(cli: Cli, tmp_path: P
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    with serving(cli):  # the restart finds the dead worker's job
+    with serving(cli.env()):  # the restart finds the dead worker's job
         ended = job(cli, queued["job"])
     assert ended["status"] == "failed" and "Interrupted" in ended["error"]
     assert cli.json("release", "list", "acme/slow")["releases"] == []

@@ -7,13 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -25,6 +21,7 @@ from websonic.audit.models import AuditEvent
 from websonic.platform import open_platform
 from websonic.web.app import create_app
 
+from servers import serving
 from web.web_helpers import (
     ACME_OWNER,
     ADMIN,
@@ -261,42 +258,6 @@ def test_another_customer_cannot_download_a_real_release(real: tuple[TestClient,
 # Over TCP: `websonic serve` and curl -----------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serving(cli: Websonic) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "websonic.cli.main", "serve", "--port", str(port)],
-        env=cli.env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                httpx.get(url + "/login", timeout=2)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("websonic serve did not start")
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def curl(*args: str) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(["curl", "-fsS", *args], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -305,7 +266,10 @@ def curl(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.containers
 def test_curl_ranges_and_resume_over_websonic_serve(released: Websonic, tmp_path: Path) -> None:
-    with serving(released) as url, httpx.Client(base_url=url, follow_redirects=False) as client:
+    with (
+        serving(released.env()) as url,
+        httpx.Client(base_url=url, follow_redirects=False) as client,
+    ):
         assert login(client, *ACME_OWNER).status_code == 303
         cookie = f"websonic_session={client.cookies['websonic_session']}"
         archive = f"{url}{RELEASE}/image.tar"

@@ -18,13 +18,13 @@ import httpx
 import pytest
 
 import websonic.models  # noqa: F401 - every table's class, for relationships
-from test_serve import serving
 from websonic.accounts.service import get_customer
 from websonic.accounts.tokens import create_token
 from websonic.platform import open_platform
 from websonic.settings import Settings
 
 from conftest import EXAMPLES, Cli
+from servers import serving
 
 CONTAINERS_CONF = Path(__file__).resolve().parents[2] / "src/websonic/data/containers.conf"
 
@@ -74,7 +74,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     cli.json("build", "acme/brochure")
     release = cli.json("release", "list", "acme/brochure")["releases"][0]
     tokens = {name: pull_token(cli.home, name) for name in ("acme", "globex")}
-    with serving(cli) as url:
+    with serving(cli.env()) as url:
         yield Served(url, url.removeprefix("http://"), tokens, release)
 
 
@@ -157,7 +157,7 @@ def test_curl_ranges_reassemble_a_layer(served: Served, tmp_path: Path) -> None:
 
 def test_oversized_headers_are_refused_by_uvicorn(cli: Cli) -> None:
     """uvicorn (h11) refuses a request whose headers are too large: 400, and serving goes on."""
-    with serving(cli) as url:
+    with serving(cli.env()) as url:
         host, port = url.removeprefix("http://").split(":")
         big = b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n"
         with socket.create_connection((host, int(port)), timeout=10) as sock:

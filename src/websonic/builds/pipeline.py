@@ -255,23 +255,13 @@ def keep_as_cache(runner: Runner, image: str, repository: str, home: Path) -> No
     """Keep the newest build of each site tagged, so its layers stay in buildah's cache.
 
     Removing a built image also removes its untagged intermediate layers — the cache of its
-    dependency steps. So the job's tag moves to ``…:cache`` and only the image it replaces is
-    removed (layers it shares with the new one are kept, being the new one's parents).
+    dependency steps. So the job's tag moves to ``…:cache-<state folder>``. The image it
+    replaces is left untagged, never removed by id here: another build (another worker or
+    state folder sharing this image store) may have just produced the very same image.
     """
     home_id = hashlib.sha256(str(home).encode()).hexdigest()[:10]  # homes share the store
-    cache_tag = f"localhost/websonic/build/{repository}:cache-{home_id}"
-    previous = _image_id(runner, cache_tag)
-    runner.run(buildah.tag(image, cache_tag))
-    runner.run(buildah.rmi(image), check=False)  # the image keeps its :cache tag
-    if previous is not None and previous != _image_id(runner, cache_tag):
-        runner.run(buildah.rmi(previous), check=False)
-
-
-def _image_id(runner: Runner, ref: str) -> str | None:
-    result = runner.run(
-        Command.of("podman", "image", "inspect", "--format", "{{.Id}}", ref), check=False
-    )
-    return result.stdout.strip() or None if result.ok else None
+    runner.run(buildah.tag(image, f"localhost/websonic/build/{repository}:cache-{home_id}"))
+    runner.run(buildah.rmi(image), check=False)  # only the job's own tag goes
 
 
 def _next_number(session: Session, site_id: int) -> int:

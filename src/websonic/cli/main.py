@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError
 
 from websonic import __version__
-from websonic.cli import builds, customers, images, jobs, platform_cmds, sites, tokens
+from websonic.cli import builds, customers, hosts, images, jobs, platform_cmds, sites, spec, tokens
 from websonic.cli.context import CliContext
 from websonic.cli.output import errors
 from websonic.core.errors import WebsonicError
@@ -28,6 +28,8 @@ builds.register(app)
 app.add_typer(jobs.app, name="job")
 app.add_typer(tokens.app, name="token")
 app.add_typer(images.app, name="image")
+app.add_typer(hosts.app, name="host")
+app.command("spec")(spec.spec)
 
 
 def _version(value: bool) -> None:
@@ -50,7 +52,9 @@ def root(
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns a typer.Exit's code in this mode
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except WebsonicError as exc:
         errors.print(f"[bold red]error:[/] {exc.message}", highlight=False)
         if exc.hint:

@@ -87,3 +87,15 @@ class PermissionDenied(WebsonicError):
     """The caller may not do this (or see this)."""
 
     exit_code = 11
+
+
+class ConnectionFailed(WebsonicError):
+    """A server could not be reached or refused the login."""
+
+    exit_code = 12
+
+
+class HostKeyChanged(ConnectionFailed):
+    """The server shows another host key than the one pinned: refused until re-trusted."""
+
+    exit_code = 13

@@ -17,6 +17,7 @@ from websonic.core.errors import (
     NotFound,
     NotInitialised,
     PermissionDenied,
+    VerificationFailed,
     WebsonicError,
 )
 from websonic.web.auth import AuthRequired, CsrfRejected
@@ -30,6 +31,7 @@ STATUS_OF: list[tuple[type[WebsonicError], int]] = [
     (LoginRefused, 401),
     (TooManyAttempts, 429),
     (NotInitialised, 503),
+    (VerificationFailed, 500),  # the server's own copy failed its checks: never sent
 ]
 TITLES = {
     400: "Bad request",

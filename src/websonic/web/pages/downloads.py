@@ -3,6 +3,8 @@
 Archives are served from the one cached export of each release (builds/exports.py), checked
 before every answer, with ``Range`` support (206/416) and the archive's SHA-256 as ``ETag`` so
 that ``curl -C -`` resumes. Every archive and SBOM download is written to the audit log.
+A release or archive that fails its checks raises VerificationFailed, which the app answers
+with 500 (web/errors.py): it is never sent.
 """
 
 from __future__ import annotations
@@ -16,19 +18,12 @@ from starlette.responses import Response
 from websonic.accounts import access
 from websonic.builds import exports
 from websonic.builds.signing import public_pem
-from websonic.core.errors import VerificationFailed
 from websonic.web.auth import Viewer, client_addr, page_viewer, platform_of
-from websonic.web.errors import problem
 from websonic.web.templating import render
 
 router = APIRouter()
 PageViewer = Annotated[Viewer, Depends(page_viewer)]
 RELEASE = "/sites/{customer}/{site}/releases/{number}"
-
-
-def _refused(request: Request, exc: VerificationFailed) -> Response:
-    """A release or archive that fails its checks is never sent: the server's copy is bad."""
-    return problem(request, 500, exc.message, hint=exc.hint)
 
 
 @router.get("/sites/{customer}/{site}/downloads")
@@ -50,19 +45,16 @@ def archive(
     customer: str, site: str, number: int, request: Request, viewer: PageViewer
 ) -> Response:
     platform = platform_of(request)
-    try:
-        with platform.transaction() as session:
-            release = access.release_for(session, viewer.user, customer, site, number)
-            made = exports.download_archive(
-                platform,
-                session,
-                release,
-                actor=access.actor(viewer.user),
-                remote_addr=client_addr(request),
-                byte_range=request.headers.get("range"),
-            )
-    except VerificationFailed as exc:
-        return _refused(request, exc)
+    with platform.transaction() as session:
+        release = access.release_for(session, viewer.user, customer, site, number)
+        made = exports.download_archive(
+            platform,
+            session,
+            release,
+            actor=access.actor(viewer.user),
+            remote_addr=client_addr(request),
+            byte_range=request.headers.get("range"),
+        )
     return FileResponse(
         made.path,
         media_type="application/x-tar",
@@ -76,31 +68,25 @@ def archive_checksum(
     customer: str, site: str, number: int, request: Request, viewer: PageViewer
 ) -> Response:
     platform = platform_of(request)
-    try:
-        with platform.transaction() as session:
-            release = access.release_for(session, viewer.user, customer, site, number)
-            made = exports.ensure_archive(platform, release)
-    except VerificationFailed as exc:
-        return _refused(request, exc)
+    with platform.transaction() as session:
+        release = access.release_for(session, viewer.user, customer, site, number)
+        made = exports.ensure_archive(platform, release)
     return PlainTextResponse(made.checksum_line)
 
 
 @router.get(RELEASE + "/sbom.json")
 def sbom(customer: str, site: str, number: int, request: Request, viewer: PageViewer) -> Response:
     platform = platform_of(request)
-    try:
-        with platform.transaction() as session:
-            release = access.release_for(session, viewer.user, customer, site, number)
-            body = exports.download_sbom(
-                platform,
-                session,
-                release,
-                actor=access.actor(viewer.user),
-                remote_addr=client_addr(request),
-            )
-            name = exports.file_stem(exports.reference_of(release))
-    except VerificationFailed as exc:
-        return _refused(request, exc)
+    with platform.transaction() as session:
+        release = access.release_for(session, viewer.user, customer, site, number)
+        body = exports.download_sbom(
+            platform,
+            session,
+            release,
+            actor=access.actor(viewer.user),
+            remote_addr=client_addr(request),
+        )
+        name = exports.file_stem(exports.reference_of(release))
     disposition = {"Content-Disposition": f'attachment; filename="{name}.sbom.json"'}
     return Response(body, media_type="application/vnd.cyclonedx+json", headers=disposition)
 

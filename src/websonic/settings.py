@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from websonic.core.errors import InvalidInput
+
 
 def default_home() -> Path:
     data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -67,6 +69,16 @@ class Settings(BaseSettings):
         "builds, for dependency installs behind a TLS-intercepting proxy.",
     )
     build_timeout_seconds: int = Field(default=3600, ge=10, description="Limit for one build.")
+    public_url: str | None = Field(
+        default=None,
+        description="The address customer servers reach this WebSonic at (portal, registry, "
+        "installer), e.g. https://websonic.agency.example. Needed to deploy sites.",
+    )
+    public_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of a private CA that signed the certificate of `public_url`; "
+        "customer servers are told to trust it for WebSonic's address only.",
+    )
     admin_password: SecretStr | None = Field(
         default=None,
         description="Password of the first admin made by `websonic init` (else one is generated "
@@ -77,6 +89,30 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+    def require_public_url(self) -> str:
+        """``public_url``, or an error saying how to set it."""
+        if not self.public_url:
+            raise InvalidInput(
+                "WebSonic does not know the address customer servers reach it at.",
+                hint="Set WEBSONIC_PUBLIC_URL, e.g. https://websonic.agency.example "
+                "(the address of `websonic serve` or of its TLS reverse proxy).",
+            )
+        return self.public_url.rstrip("/")
+
+    def public_ca_pem(self) -> bytes:
+        """The private CA's certificate(s), or b"" when the public URL has a public certificate."""
+        if self.public_ca_file is None:
+            return b""
+        try:
+            pem = self.public_ca_file.read_bytes()
+        except OSError as exc:
+            raise InvalidInput(
+                f"WEBSONIC_PUBLIC_CA_FILE {self.public_ca_file} cannot be read: {exc.strerror}."
+            ) from None
+        if b"-----BEGIN CERTIFICATE-----" not in pem:
+            raise InvalidInput(f"{self.public_ca_file} holds no PEM certificate.")
+        return pem
 
     @property
     def state_url(self) -> str:

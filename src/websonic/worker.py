@@ -22,8 +22,14 @@ TASK_NAME = "websonic.run_job"
 
 def handlers() -> dict[str, Handler]:
     from websonic.builds import jobs as build_jobs
+    from websonic.installer import deploy
 
-    return {"build": build_jobs.run_build, "base-build": build_jobs.run_base_build}
+    return {
+        "build": build_jobs.run_build,
+        "base-build": build_jobs.run_base_build,
+        "deploy": deploy.run_deploy_job,
+        "rollback": deploy.run_deploy_job,
+    }
 
 
 class Workers:

@@ -20,14 +20,23 @@ from sqlalchemy.orm import Session
 from websonic.accounts.models import ApiToken, Customer
 from websonic.audit.service import record
 from websonic.core.db import utcnow
-from websonic.core.errors import InvalidInput, NotFound
+from websonic.core.errors import InvalidInput, NotFound, WebsonicError
 
 PREFIX = "wst"
-SCOPES = ("pull",)
+SCOPES = ("pull", "install")
+#: What each scope allows: ``install`` is what a customer's server needs to install and update
+#: a site by itself (its plan, its secrets, its images).
+GRANTS = {"pull": frozenset({"pull"}), "install": frozenset({"pull", "install"})}
 TOKEN = re.compile(r"^wst_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 DURATION = re.compile(r"^(\d+)([mhdw])$")
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 MAX_LIFETIME = dt.timedelta(days=366)
+
+
+class TokenRefused(WebsonicError):
+    """A token that is wrong, expired, revoked, or lacks the scope asked for (HTTP 401)."""
+
+    exit_code = 11
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,14 @@ def revoke_token(session: Session, public_id: str, *, actor: str) -> ApiToken:
         token.revoked_at = utcnow()
         record(session, actor, "token.revoke", customer_id=token.customer_id, target=public_id)
     return token
+
+
+def grants(token: ApiToken) -> frozenset[str]:
+    """What the token may do (its scopes and what they imply)."""
+    allowed: frozenset[str] = frozenset()
+    for scope in token.scope.split():
+        allowed |= GRANTS.get(scope, frozenset())
+    return allowed
 
 
 def is_active(token: ApiToken, now: dt.datetime | None = None) -> bool:

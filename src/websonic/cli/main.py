@@ -8,7 +8,18 @@ import typer
 from pydantic import ValidationError
 
 from websonic import __version__
-from websonic.cli import builds, customers, hosts, images, jobs, platform_cmds, sites, spec, tokens
+from websonic.cli import (
+    builds,
+    customers,
+    deploy,
+    hosts,
+    images,
+    jobs,
+    platform_cmds,
+    sites,
+    spec,
+    tokens,
+)
 from websonic.cli.context import CliContext
 from websonic.cli.output import errors
 from websonic.core.errors import WebsonicError
@@ -30,6 +41,7 @@ app.add_typer(tokens.app, name="token")
 app.add_typer(images.app, name="image")
 app.add_typer(hosts.app, name="host")
 app.command("spec")(spec.spec)
+deploy.register(app)
 
 
 def _version(value: bool) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from websonic.cli.context import JsonOption, get
 from websonic.cli.output import console, emit_json
+from websonic.core.errors import InvalidInput
 from websonic.platform import init_platform
 
 
@@ -53,15 +56,26 @@ def serve(
         "--forwarded-allow-ips",
         help="Address(es) of the TLS reverse proxy in front, whose X-Forwarded-For is trusted.",
     ),
+    tls_cert: Path = typer.Option(
+        None, "--tls-cert", help="Serve HTTPS with this PEM certificate (chain) file."
+    ),
+    tls_key: Path = typer.Option(None, "--tls-key", help="The certificate's PEM private key."),
 ) -> None:
     """Run the portal, the API and the background workers (nothing else to start)."""
     from websonic.web.app import create_app
     from websonic.web.server import make_server
 
+    if (tls_cert is None) != (tls_key is None):
+        raise InvalidInput("--tls-cert and --tls-key go together.")
+    for path in (tls_cert, tls_key):
+        if path is not None and not path.is_file():
+            raise InvalidInput(f"{path} does not exist.")
     cli = get(ctx)
     app = create_app(cli.settings, platform=cli.platform)
-    console.print(f"WebSonic on http://{host}:{port}/ (state: {cli.settings.home})")
-    make_server(app, host, port, forwarded_allow_ips=forwarded_allow_ips).run()
+    scheme = "https" if tls_cert else "http"
+    console.print(f"WebSonic on {scheme}://{host}:{port}/ (state: {cli.settings.home})")
+    tls = (tls_cert, tls_key) if tls_cert and tls_key else None
+    make_server(app, host, port, forwarded_allow_ips=forwarded_allow_ips, tls=tls).run()
 
 
 def worker(ctx: typer.Context) -> None:

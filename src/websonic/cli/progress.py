@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from websonic.cli.output import errors
-from websonic.core.errors import BuildFailed
+from websonic.core.errors import BuildFailed, WebsonicError
 from websonic.jobs.models import Job, JobStatus
 from websonic.platform import Platform
 from websonic.worker import run_now
@@ -32,8 +32,15 @@ def run_with_progress(platform: Platform, job_id: int, *, quiet: bool, what: str
     if job is None:
         raise BuildFailed(f"Job {job_id} was already taken by another worker.")
     if job.status is not JobStatus.SUCCEEDED:
-        raise BuildFailed(
-            job.error or f"Job {job_id} failed.",
-            hint=f"Full log: {job.log_path} (or: websonic job log {job_id})",
-        )
+        raise job_error(job)
     return job
+
+
+def job_error(job: Job) -> WebsonicError:
+    """The error a failed job ended with, with its exit code (BuildFailed's by default)."""
+    error = WebsonicError(
+        job.error or f"Job {job.id} failed.",
+        hint=f"Full log: {job.log_path} (or: websonic job log {job.id})",
+    )
+    error.exit_code = int((job.result or {}).get("exit_code") or BuildFailed.exit_code)
+    return error

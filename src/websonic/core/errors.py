@@ -99,3 +99,9 @@ class HostKeyChanged(ConnectionFailed):
     """The server shows another host key than the one pinned: refused until re-trusted."""
 
     exit_code = 13
+
+
+class DeployFailed(WebsonicError):
+    """A deployment did not leave the new release serving (the old one may still serve)."""
+
+    exit_code = 14

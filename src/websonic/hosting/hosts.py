@@ -26,7 +26,7 @@ from websonic.core.errors import (
     NotFound,
 )
 from websonic.core.naming import check_slug
-from websonic.core.runner import Command, Result, Runner
+from websonic.core.runner import Command, LineSink, Result, Runner
 from websonic.hosting.models import Host
 from websonic.tools import ssh
 
@@ -151,11 +151,11 @@ def run_remote(
     *,
     stdin: bytes | None = None,
     timeout: float = 300,
+    on_line: LineSink | None = None,
 ) -> Result:
     """Run ``remote`` on ``host``; connection failures raise ConnectionFailed/HostKeyChanged."""
-    result = runner.run(
-        remote_command(host, ssh_dir, remote, stdin=stdin), check=False, timeout=timeout
-    )
+    command = remote_command(host, ssh_dir, remote, stdin=stdin)
+    result = runner.run(command, check=False, timeout=timeout, on_line=on_line)
     if result.returncode == 255:
         _raise_failure(runner, host, result.stderr)
     return result

@@ -41,6 +41,8 @@ class DeploymentStatus(enum.StrEnum):
 
 
 class Deployment(Base):
+    """One install, update or rollback of a release of a site on a host, and how it ended."""
+
     __tablename__ = "deployments"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -51,7 +53,14 @@ class Deployment(Base):
     status: Mapped[DeploymentStatus] = mapped_column(
         Enum(DeploymentStatus, native_enum=False, length=20), default=DeploymentStatus.PENDING
     )
+    action: Mapped[str] = mapped_column(String(20), default="deploy")  # deploy | rollback
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
     detail: Mapped[str] = mapped_column(Text, default="")
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]
+    seconds: Mapped[float | None]
+
+    site = relationship("Site")
+    host = relationship("Host")
+    release = relationship("Release", foreign_keys=[release_id])
+    previous_release = relationship("Release", foreign_keys=[previous_release_id])

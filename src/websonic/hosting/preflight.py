@@ -34,11 +34,16 @@ echo "os_version=${VERSION_ID:-}"
 echo "arch=$(uname -m)"
 echo "cpus=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null)"
 echo "mem_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null)"
+echo "mem_limit_kib=$(cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes \
+  2>/dev/null | awk '/^[0-9]+$/ {print int($1 / 1024); exit}')"
 echo "data_path=$p"
 echo "disk_free_kib=$(df -Pk "$p" 2>/dev/null | awk 'NR==2 {print $4}')"
 echo "inodes_free=$(df -Pi "$p" 2>/dev/null | awk 'NR==2 {print $4}')"
 if command -v ss >/dev/null 2>&1; then
   echo "listen=$(ss -ltnH 2>/dev/null | awk '{print $4}' | tr '\n' ' ')"
+  echo "listen_programs=$(ss -ltnpH 2>/dev/null | awk '{n = split($4, a, ":");
+    if (match($0, /users:\(\("[^"]*"/)) print a[n] ":" substr($0, RSTART + 9, RLENGTH - 10)}' \
+    | tr '\n' ' ')"
 else
   echo "listen_hex=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null \
     | awk '$4 == "0A" {n = split($2, a, ":"); print a[n]}' | tr '\n' ' ')"
@@ -62,18 +67,27 @@ class Facts:
     arch: str = ""
     cpus: int = 0
     mem_kib: int = 0
+    mem_limit_kib: int = 0  # the cgroup's memory limit (containers, some VPSes); 0: none
     data_path: str = ""
     disk_free_kib: int = 0
     inodes_free: int = 0
     listening: tuple[int, ...] = ()
+    programs: dict[int, str] = field(default_factory=dict)  # listening port -> program name
     podman: str = ""  # installed version, "" when absent
     podman_candidate: str = ""  # version apt would install, "" or "(none)" when none
     clock_skew: int = 0  # server time minus ours, seconds
     dns: dict[str, list[str]] = field(default_factory=dict)  # domain -> addresses (resolved here)
     address_ips: tuple[str, ...] = ()  # the server's address, resolved here
 
+    @property
+    def memory_mib(self) -> int:
+        """Usable memory: MemTotal, or the cgroup's limit when that is lower."""
+        limits = [k for k in (self.mem_kib, self.mem_limit_kib) if k > 0]
+        return min(limits) // 1024 if limits else 0
+
     def to_record(self) -> dict[str, Any]:
         data = asdict(self)
+        data["programs"] = {str(k): v for k, v in self.programs.items()}
         data["listening"] = list(self.listening)
         data["address_ips"] = list(self.address_ips)
         return data
@@ -102,10 +116,12 @@ def parse_facts(output: str, *, local_time: float) -> Facts:
         arch=values.get("arch", ""),
         cpus=_int(values.get("cpus", "")),
         mem_kib=_int(values.get("mem_kib", "")),
+        mem_limit_kib=_int(values.get("mem_limit_kib", "")),
         data_path=values.get("data_path", ""),
         disk_free_kib=_int(values.get("disk_free_kib", "")),
         inodes_free=_int(values.get("inodes_free", "")),
         listening=_listening(values),
+        programs=_programs(values.get("listen_programs", "")),
         podman=values.get("podman", ""),
         podman_candidate=values.get("podman_candidate", ""),
         clock_skew=round(server_time - local_time) if server_time else 0,
@@ -127,6 +143,16 @@ def _listening(values: dict[str, str]) -> tuple[int, ...]:
         if re.fullmatch(r"[0-9A-Fa-f]{1,4}", hex_port):
             ports.add(int(hex_port, 16))
     return tuple(sorted(ports))
+
+
+def _programs(text: str) -> dict[int, str]:
+    """``80:caddy 443:caddy`` -> {80: "caddy", 443: "caddy"}."""
+    programs = {}
+    for item in text.split():
+        port, _, name = item.partition(":")
+        if port.isdigit() and name:
+            programs[int(port)] = name
+    return programs
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -152,8 +178,8 @@ def check(requirements: Requirements, facts: Facts) -> list[CheckResult]:
                  facts.arch or "unknown", "WebSonic images are built for these architectures."),
         _minimum("cpus", facts.cpus >= r.cpus, f">= {r.cpus}", str(facts.cpus),
                  "Give the server more CPUs."),
-        _minimum("memory", facts.mem_kib // 1024 >= r.memory_mib * MEMORY_SEEN,
-                 f">= {r.memory_mib} MiB", f"{facts.mem_kib // 1024} MiB",
+        _minimum("memory", facts.memory_mib >= r.memory_mib * MEMORY_SEEN,
+                 f">= {r.memory_mib} MiB", f"{facts.memory_mib} MiB",
                  "Give the server more memory."),
         _minimum("disk", facts.disk_free_kib // 1024 >= r.disk_mib, f">= {r.disk_mib} MiB free",
                  f"{facts.disk_free_kib // 1024} MiB free on {facts.data_path}",
@@ -180,13 +206,20 @@ def _os(r: Requirements, facts: Facts) -> CheckResult:
     return _minimum("os", ok, expected, found, "Use a supported distribution release.")
 
 
+#: A port held by this program is WebSonic's own reverse proxy (a site already installed).
+PROXY = "caddy"
+
+
 def _port(port: int, facts: Facts) -> CheckResult:
+    if facts.programs.get(port) == PROXY:
+        return CheckResult(f"port {port}", "pass", "free", f"{PROXY} (WebSonic's reverse proxy)")
     taken = port in facts.listening
+    holder = facts.programs.get(port)
     return CheckResult(
         f"port {port}",
         "fail" if taken else "pass",
         "free",
-        "in use" if taken else "free",
+        (f"in use by {holder}" if holder else "in use") if taken else "free",
         f"Stop the service listening on port {port} (see `ss -ltnp`); WebSonic's reverse "
         "proxy binds it."
         if taken

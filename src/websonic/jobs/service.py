@@ -175,7 +175,7 @@ def execute(sessions: sessionmaker[Session], job_id: int, logs_dir: Path, work: 
         result = work(job, reporter)
         status = JobStatus.SUCCEEDED
     except WebsonicError as exc:
-        error = str(exc)
+        error, result = str(exc), {"exit_code": exc.exit_code, "error_kind": type(exc).__name__}
     except Exception as exc:  # a bug: record it rather than leave the job running
         error = f"Internal error: {type(exc).__name__}: {exc}"
     finally:

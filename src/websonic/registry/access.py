@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from websonic.accounts.models import ApiToken, Customer, User
-from websonic.accounts.tokens import authenticate_token, is_active
+from websonic.accounts.tokens import authenticate_token, grants, is_active
 from websonic.registry.names import MAX_NAME, NAME
 
 PULL = "pull"
@@ -45,7 +45,7 @@ class Principal:
 
 
 def token_principal(session: Session, token: ApiToken) -> Principal:
-    can_pull = PULL in token.scope.split()
+    can_pull = PULL in grants(token)
     if token.customer_id is not None:
         customer = session.get(Customer, token.customer_id)
         slug = customer.slug if customer else None

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from websonic.accounts.sessions import LoginRefused, TooManyAttempts
+from websonic.accounts.tokens import TokenRefused
 from websonic.core.errors import (
     AlreadyExists,
     InvalidInput,
@@ -29,6 +30,7 @@ STATUS_OF: list[tuple[type[WebsonicError], int]] = [
     (AlreadyExists, 409),
     (PermissionDenied, 403),
     (LoginRefused, 401),
+    (TokenRefused, 401),
     (TooManyAttempts, 429),
     (NotInitialised, 503),
     (VerificationFailed, 500),  # the server's own copy failed its checks: never sent

@@ -6,6 +6,8 @@ addresses (used by login throttling and the audit log) come from ``X-Forwarded-F
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import uvicorn
 from fastapi import FastAPI
 
@@ -19,7 +21,9 @@ def make_server(
     port: int = 8000,
     *,
     forwarded_allow_ips: str | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> uvicorn.Server:
+    """``tls``: (certificate chain, private key) PEM files to serve HTTPS directly."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -27,6 +31,8 @@ def make_server(
         proxy_headers=forwarded_allow_ips is not None,
         forwarded_allow_ips=forwarded_allow_ips,
         server_header=False,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
         log_level="info",
     )
     return uvicorn.Server(config)

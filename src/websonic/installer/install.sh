@@ -1,0 +1,1315 @@
+#!/bin/sh
+# websonic-installer (this marker line lets a saved copy re-run itself with sudo)
+# WebSonic installer: installs, updates and rolls back one WebSonic site on this server.
+#
+#   curl -fsSL https://PORTAL/install/CUSTOMER/SITE?token=TOKEN | sudo sh             # install
+#   curl -fsSL https://PORTAL/install/CUSTOMER/SITE?token=TOKEN | sudo sh -s -- --dry-run
+#   sh install.sh --site CUSTOMER/SITE --bundle DIR     # what `websonic deploy` runs over SSH
+#
+# What it does, in this order (nothing changes on the server before step 4):
+#   1. reads the site's install plan and checks its Ed25519 signature against the agency's key
+#      (pinned at the first install), and the release signature that names the image digest;
+#   2. preflight: OS, architecture, CPUs, memory, disk, inodes, ports 80/443, clock;
+#   3. checks that the registry answers and accepts the token, and that the image is there;
+#   4. installs podman and caddy from the distribution's packages if they are missing;
+#   5. pulls the image (and the site's database image) by digest and checks the digests;
+#   6. starts the database container, then the new release beside the running one (blue/green),
+#      waits for its health path, switches Caddy's upstream with a graceful reload, drains and
+#      stops the old release (kept for rollback). A release that fails its health check is
+#      removed and the old one keeps serving.
+# Everything is logged to /var/log/websonic/CUSTOMER-SITE.log. A second run with the same plan
+# changes nothing. /usr/local/sbin/websonic-uninstall-CUSTOMER-SITE removes what it added.
+#
+# All code is in functions and the last line runs them: a truncated download runs nothing.
+
+# -- Filled in by the portal when it serves this script (empty when run from a file). --------
+WS_PORTAL=''
+WS_SITE=''
+WS_TOKEN=''
+WS_SIGNING_KEY_B64=''
+WS_PORTAL_CA_B64=''
+# -- End of the portal's values. --------------------------------------------------------------
+
+ETC=/etc/websonic
+LIB=/usr/local/lib/websonic
+SBIN=/usr/local/sbin
+LOGDIR=/var/log/websonic
+UNITS=/etc/systemd/system
+CADDY_ETC=/etc/caddy
+CADDY_SITES=/etc/caddy/websonic
+CERTS_D=/etc/containers/certs.d
+PORT_FIRST=20000
+PORT_LAST=29999
+MARKER='# websonic-installer'
+
+# Exit codes (documented in docs/installer.md).
+E_FAIL=1 E_USAGE=2 E_PREFLIGHT=3 E_VERIFY=4 E_REGISTRY=5 E_HEALTH=6 E_BUSY=7
+
+# ---------------------------------------------------------------------------------------------
+# Messages
+
+say() { printf 'websonic: %s\n' "$*"; }
+warn() { printf 'websonic: warning: %s\n' "$*"; }
+
+die() {  # die MESSAGE [HINT] [CODE]
+	printf 'websonic: error: %s\n' "$1"
+	if [ -n "${2:-}" ]; then printf 'websonic: hint: %s\n' "$2"; fi
+	[ "${STATUS:-}" = rolled_back ] || STATUS=failed
+	exit "${3:-$E_FAIL}"
+}
+
+result_line() {  # the one line `websonic deploy` reads back
+	printf 'WEBSONIC-RESULT status=%s release=%s slot=%s previous=%s seconds=%s\n' \
+		"$1" "${P_RELEASE:-}" "${RESULT_SLOT:-}" "${RESULT_PREVIOUS:-}" "$(elapsed)"
+}
+
+elapsed() { echo $(( $(date +%s) - STARTED )); }
+
+usage() {
+	cat <<'EOF'
+Usage: install.sh [options]
+  --site CUSTOMER/SITE   the site (set by the portal's one-liner)
+  --bundle DIR           read the plan, its signature, secrets and key from DIR (push mode)
+  --portal URL           the WebSonic portal (set by the portal's one-liner)
+  --token-file FILE      a file holding the install token (else the one-liner's token)
+  --release N            install release N (default: the newest)
+  --domain NAME          serve the site at NAME (repeatable; default: the plan's domains,
+                         else this server's address)
+  --tls internal|acme    certificates from Caddy's internal CA, or from ACME (Let's Encrypt)
+  --email ADDRESS        contact address for ACME
+  --auto-update          install a systemd timer that applies new signed releases
+  --no-auto-update       remove that timer
+  --update               (the timer) apply the newest release if it is newer
+  --rollback             return to the previous release
+  --dry-run              check everything and print what would change; change nothing
+  --trust-new-key        accept a new agency signing key (after checking it out of band)
+  --health-timeout S     seconds to wait for the new release's health path (default 120)
+  --drain-seconds S      seconds the old release keeps serving after the switch (default 3)
+  -h, --help             this help
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+
+is_name() { case $1 in '' | *[!a-z0-9-]*) return 1 ;; *) return 0 ;; esac; }
+is_number() { case $1 in '' | *[!0-9]*) return 1 ;; *) return 0 ;; esac; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+act() {  # act DESCRIPTION COMMAND...: run it, or only tell it in a dry run
+	local what="$1"
+	shift
+	if [ "$DRY_RUN" = 1 ]; then
+		say "would: $what"
+		return 0
+	fi
+	say "$what"
+	"$@" || die "failed: $what (exit $?)"
+}
+
+put() {  # put PATH MODE GENERATOR [ARGS...]: write the generator's output to PATH
+	local path="$1" mode="$2"
+	shift 2
+	"$@" >"$WORK/put.$$" || die "could not make $path"
+	write_file "$path" "$mode" "$WORK/put.$$"
+}
+
+write_file() {  # write_file PATH MODE SOURCE: atomically, only when it differs (0: changed)
+	local path="$1" mode="$2" source="$3"
+	if [ -f "$path" ] && cmp -s "$source" "$path"; then
+		rm -f "$source"
+		return 1
+	fi
+	if [ "$DRY_RUN" = 1 ]; then
+		say "would: write $path"
+		rm -f "$source"
+		return 0
+	fi
+	mkdir -p "$(dirname "$path")" || die "cannot create $(dirname "$path")"
+	{ chmod "$mode" "$source" && mv -f "$source" "$path.ws-new" && mv -f "$path.ws-new" "$path"; } ||
+		die "cannot write $path"
+	CHANGED=1
+	return 0
+}
+
+b64d() { base64 -d 2>/dev/null; }
+
+random_password() { tr -dc 'A-Za-z0-9' </dev/urandom 2>/dev/null | head -c 32; }
+
+state_get() {  # state_get KEY: a value from the site's state file
+	[ -f "$STATE" ] || return 0
+	sed -n "s/^$1=//p" "$STATE" | tail -n 1
+}
+
+state_set() {  # state_set KEY VALUE ...: update the state file atomically
+	[ "$DRY_RUN" = 1 ] && return 0
+	local tmp="$STATE.ws-new"
+	if [ -f "$STATE" ]; then cp "$STATE" "$tmp"; else : >"$tmp"; fi
+	while [ $# -ge 2 ]; do
+		grep -v "^$1=" "$tmp" >"$tmp.2" || true
+		printf '%s=%s\n' "$1" "$2" >>"$tmp.2"
+		mv -f "$tmp.2" "$tmp"
+		shift 2
+	done
+	chmod 600 "$tmp" && mv -f "$tmp" "$STATE" || die "cannot write $STATE"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Arguments, root, lock, log
+
+parse_args() {
+	SITE=$WS_SITE PORTAL=$WS_PORTAL TOKEN_FILE='' BUNDLE='' RELEASE='' DOMAINS='' TLS=''
+	EMAIL='' AUTO_UPDATE='' MODE=install DRY_RUN=0 TRUST_NEW_KEY=0 HEALTH_TIMEOUT=120 DRAIN=3
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--site) SITE=${2:-} && shift ;;
+		--bundle) BUNDLE=${2:-} && shift ;;
+		--portal) PORTAL=${2:-} && shift ;;
+		--token-file) TOKEN_FILE=${2:-} && shift ;;
+		--release) RELEASE=${2:-} && shift ;;
+		--domain) DOMAINS="${DOMAINS:+$DOMAINS }${2:-}" && shift ;;
+		--tls) TLS=${2:-} && shift ;;
+		--email) EMAIL=${2:-} && shift ;;
+		--auto-update) AUTO_UPDATE=1 ;;
+		--no-auto-update) AUTO_UPDATE=0 ;;
+		--update) MODE=update ;;
+		--rollback) MODE=rollback ;;
+		--dry-run) DRY_RUN=1 ;;
+		--trust-new-key) TRUST_NEW_KEY=1 ;;
+		--health-timeout) HEALTH_TIMEOUT=${2:-} && shift ;;
+		--drain-seconds) DRAIN=${2:-} && shift ;;
+		-h | --help) usage && exit 0 ;;
+		*) usage && die "unknown option: $1" "" "$E_USAGE" ;;
+		esac
+		shift
+	done
+	check_args
+}
+
+check_args() {
+	local customer="${SITE%%/*}" site="${SITE#*/}"
+	if [ "$customer/$site" != "$SITE" ] || ! is_name "$customer" || ! is_name "$site"; then
+		die "--site must be CUSTOMER/SITE (lowercase letters, digits, -), got '$SITE'" "" "$E_USAGE"
+	fi
+	CUSTOMER=$customer NAME="$customer-$site" CONF="$ETC/sites/$customer-$site"
+	STATE="$CONF/state"
+	[ -z "$RELEASE" ] || is_number "$RELEASE" || die "--release must be a number" "" "$E_USAGE"
+	is_number "$HEALTH_TIMEOUT" || die "--health-timeout must be a number of seconds" "" "$E_USAGE"
+	is_number "$DRAIN" || die "--drain-seconds must be a number of seconds" "" "$E_USAGE"
+	case $TLS in '' | internal | acme) ;; *) die "--tls must be internal or acme" "" "$E_USAGE" ;; esac
+	for d in $DOMAINS; do
+		case $d in *[!a-z0-9.-]* | .* | *..*) die "invalid --domain '$d'" "" "$E_USAGE" ;; esac
+	done
+	if [ -n "$BUNDLE" ]; then
+		[ -f "$BUNDLE/plan" ] || die "no plan in --bundle $BUNDLE" "" "$E_USAGE"
+	elif [ "$MODE" != rollback ] && [ -z "$PORTAL" ] && [ ! -f "$ETC/sites/$NAME/remote" ]; then
+		die "no --portal or --bundle given" "Use the one-liner from the portal's download page." \
+			"$E_USAGE"
+	fi
+}
+
+need_root() {
+	[ "$(id -u)" = 0 ] && return 0
+	if [ -f "$0" ] && grep -q "^$MARKER" "$0" 2>/dev/null && have sudo; then
+		exec sudo -- sh "$0" "$@"
+	fi
+	die "the installer needs root" "Run it with sudo: curl -fsSL '…' | sudo sh" "$E_USAGE"
+}
+
+take_lock() {
+	LOCK="/run/websonic-$NAME.lock"
+	if mkdir "$LOCK" 2>/dev/null; then
+		echo $$ >"$LOCK/pid"
+		return 0
+	fi
+	local pid
+	pid=$(cat "$LOCK/pid" 2>/dev/null || true)
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		LOCK=''
+		die "another installer run for $SITE is going on (pid $pid)" "Wait for it to end." "$E_BUSY"
+	fi
+	say "taking over the lock of an interrupted run (pid ${pid:-unknown})"
+	rm -rf "$LOCK" && mkdir "$LOCK" && echo $$ >"$LOCK/pid" || die "cannot take $LOCK"
+}
+
+start_log() {
+	if [ "$DRY_RUN" = 1 ]; then LOG="$WORK/dry-run.log"; else
+		mkdir -p "$LOGDIR" && chmod 700 "$LOGDIR" || die "cannot create $LOGDIR"
+		LOG="$LOGDIR/$NAME.log"
+	fi
+	mkfifo "$WORK/log.fifo" || die "cannot create a pipe in $WORK"
+	tee -a "$LOG" <"$WORK/log.fifo" &
+	TEE_PID=$!
+	exec >"$WORK/log.fifo" 2>&1
+	say "$(date -u +%Y-%m-%dT%H:%M:%SZ) $MODE of $SITE$([ "$DRY_RUN" = 1 ] && echo ' (dry run)')"
+}
+
+cleanup() {
+	local code=$?
+	trap - EXIT INT TERM HUP
+	if [ -n "${STATUS:-}" ]; then result_line "$STATUS"; fi
+	if [ -n "${TEE_PID:-}" ]; then
+		exec >/dev/null 2>&1
+		wait "$TEE_PID" 2>/dev/null
+	fi
+	[ -n "${LOCK:-}" ] && rm -rf "$LOCK"
+	[ -n "${WORK:-}" ] && rm -rf "$WORK"
+	exit "$code"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The plan: fetched from the portal or read from a bundle, then verified
+
+load_inputs() {
+	if [ -n "$BUNDLE" ]; then
+		for f in plan plan.sig secrets.env signing.pub.pem auth.json ca.pem install.sh install.sh.sig \
+			remote token; do
+			if [ -f "$BUNDLE/$f" ]; then cp "$BUNDLE/$f" "$WORK/$f" || die "cannot read $BUNDLE/$f"; fi
+		done
+	else
+		load_remote_config
+		fetch_inputs
+	fi
+	[ -f "$WORK/secrets.env" ] || : >"$WORK/secrets.env"
+	chmod 600 "$WORK/secrets.env"
+	choose_signing_key
+}
+
+load_remote_config() {  # the portal, token and CA: from the one-liner, or saved at install
+	local saved="$ETC/sites/$NAME/remote"
+	if [ -f "$saved" ]; then
+		[ -n "$PORTAL" ] || PORTAL=$(sed -n 's/^portal=//p' "$saved")
+		if [ -z "$WS_TOKEN" ] && [ -z "$TOKEN_FILE" ]; then TOKEN_FILE="$ETC/sites/$NAME/token"; fi
+		[ -n "$WS_PORTAL_CA_B64" ] || [ ! -f "$ETC/sites/$NAME/portal-ca.pem" ] ||
+			cp "$ETC/sites/$NAME/portal-ca.pem" "$WORK/ca.pem"
+	fi
+	case $PORTAL in https://* | http://*) ;; *) die "invalid portal URL '$PORTAL'" "" "$E_USAGE" ;; esac
+	PORTAL=${PORTAL%/}
+	if [ -n "$TOKEN_FILE" ]; then
+		[ -r "$TOKEN_FILE" ] || die "cannot read the token file $TOKEN_FILE" "" "$E_USAGE"
+		TOKEN=$(tr -d ' \n\r' <"$TOKEN_FILE")
+	else
+		TOKEN=$WS_TOKEN
+	fi
+	[ -n "$TOKEN" ] || die "no install token" "Use the one-liner from the portal, with ?token=…" "$E_USAGE"
+	if [ -n "$WS_PORTAL_CA_B64" ]; then printf '%s' "$WS_PORTAL_CA_B64" | b64d >"$WORK/ca.pem"; fi
+	if [ -n "$WS_SIGNING_KEY_B64" ]; then
+		printf '%s' "$WS_SIGNING_KEY_B64" | b64d >"$WORK/signing.pub.pem"
+	fi
+	printf 'user = "%s:%s"\n' "$CUSTOMER" "$TOKEN" >"$WORK/curl.conf"
+	if [ -s "$WORK/ca.pem" ]; then printf 'cacert = "%s"\n' "$WORK/ca.pem" >>"$WORK/curl.conf"; fi
+	chmod 600 "$WORK/curl.conf"
+}
+
+portal_get() {  # portal_get PATH OUTPUT: GET PORTAL/PATH with the token; dies with the reason
+	local code rc
+	code=$(curl -sS --proto '=https,http' --connect-timeout 10 --max-time 120 \
+		--config "$WORK/curl.conf" -o "$2" -w '%{http_code}' "$PORTAL/$1" 2>"$WORK/curl.err")
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		die "cannot reach the portal at $PORTAL: $(tail -n 1 "$WORK/curl.err")" \
+			"Check this server's network route (and DNS, firewall) to the portal." "$E_REGISTRY"
+	fi
+	case $code in
+	200) return 0 ;;
+	401 | 403) die "the portal refused the install token (HTTP $code)" \
+		"The token may be wrong, expired or revoked: ask the agency for a new one." "$E_REGISTRY" ;;
+	404) die "the portal has no $1 for this token (HTTP 404)" \
+		"Check the site name and release number." "$E_FAIL" ;;
+	*) die "the portal answered HTTP $code for $1" "" "$E_FAIL" ;;
+	esac
+}
+
+fetch_inputs() {  # the plan (its signature on its last line), the secrets, the installer
+	local base="install/$CUSTOMER/${SITE#*/}" query=''
+	[ -z "$RELEASE" ] || query="?release=$RELEASE"
+	if [ "$MODE" = rollback ]; then query="?release=$(state_get previous_release)"; fi
+	say "fetching the install plan from $PORTAL"
+	portal_get "$base/plan$query" "$WORK/plan.signed"
+	sed '$d' "$WORK/plan.signed" >"$WORK/plan"
+	sed -n '$s/^signature=//p' "$WORK/plan.signed" >"$WORK/plan.sig"
+	[ -s "$WORK/plan.sig" ] || die "the portal's plan carries no signature" "" "$E_VERIFY"
+	portal_get "$base/secrets" "$WORK/secrets.env"
+	portal_get "install.sh" "$WORK/install.sh"
+	portal_get "install.sh.sig" "$WORK/install.sh.sig"
+}
+
+choose_signing_key() {
+	local pinned="$ETC/signing.pub.pem"
+	if [ ! -s "$WORK/signing.pub.pem" ]; then
+		[ -f "$pinned" ] || die "no signing key to check the plan with" "" "$E_VERIFY"
+		cp "$pinned" "$WORK/signing.pub.pem"
+	fi
+	if [ -f "$pinned" ] && ! cmp -s "$pinned" "$WORK/signing.pub.pem" && [ "$TRUST_NEW_KEY" != 1 ]; then
+		die "the agency's signing key is not the one pinned at the first install ($pinned)" \
+			"If the agency told you (out of band) that it changed its key, run again with --trust-new-key." \
+			"$E_VERIFY"
+	fi
+	KEY="$WORK/signing.pub.pem"
+}
+
+verify_signature() {  # verify_signature FILE BASE64_SIGNATURE_FILE
+	b64d <"$2" >"$2.bin" || return 1
+	openssl pkeyutl -verify -pubin -inkey "$KEY" -rawin -in "$1" -sigfile "$2.bin" >/dev/null 2>&1
+}
+
+verify_plan() {
+	have openssl || ensure_packages openssl
+	have openssl || die "openssl is needed to check signatures (apt-get install openssl)" "" "$E_VERIFY"
+	verify_signature "$WORK/plan" "$WORK/plan.sig" ||
+		die "the install plan's signature does not verify: refusing to install anything" \
+			"The plan was altered or not made by the agency's WebSonic." "$E_VERIFY"
+	read_plan
+	[ "$P_SITE" = "$SITE" ] || die "the plan is for $P_SITE, not $SITE" "" "$E_VERIFY"
+	verify_release
+	if [ -f "$WORK/install.sh.sig" ]; then
+		verify_signature "$WORK/install.sh" "$WORK/install.sh.sig" ||
+			die "the installer's own signature does not verify" "" "$E_VERIFY"
+	fi
+	say "plan verified: $SITE release $P_RELEASE, image $P_DIGEST"
+}
+
+read_plan() {
+	P_FORMAT='' P_VOLUMES='' P_ENV='' P_SECRETS='' P_DOMAINS='' P_DB=none P_DB_MODE=container
+	P_DB_IMAGE='' P_DB_DIGEST='' P_DB_NAME='' P_DB_USER='' P_DB_PORT='' P_TLS=internal P_EMAIL=''
+	P_REGISTRY_INSECURE=0 P_REQUIRE_OS='' P_REQUIRE_ARCH='' P_ISSUED_AT=0
+	while IFS= read -r line || [ -n "$line" ]; do
+		plan_line "${line%%=*}" "${line#*=}"
+	done <"$WORK/plan"
+	[ "$P_FORMAT" = websonic-plan/1 ] || die "unknown plan format '$P_FORMAT' (update the installer)" \
+		"" "$E_VERIFY"
+	is_number "$P_RELEASE" && is_number "$P_PORT" && is_name "$P_NAME" ||
+		die "the plan is malformed" "" "$E_VERIFY"
+	[ "$P_NAME" = "$NAME" ] || die "the plan names $P_NAME, expected $NAME" "" "$E_VERIFY"
+	case $P_DIGEST in sha256:*) ;; *) die "the plan's digest is malformed" "" "$E_VERIFY" ;; esac
+	case $P_DATA_DIR in /*) ;; *) die "the plan's data_dir is not absolute" "" "$E_VERIFY" ;; esac
+}
+
+plan_line() {  # plan_line KEY VALUE
+	local nl='
+'
+	case $1 in
+	format) P_FORMAT=$2 ;;
+	site) P_SITE=$2 ;;
+	name) P_NAME=$2 ;;
+	release) P_RELEASE=$2 ;;
+	issued_at) P_ISSUED_AT=$2 ;;
+	registry) P_REGISTRY=$2 ;;
+	registry_insecure) P_REGISTRY_INSECURE=$2 ;;
+	image) P_IMAGE=$2 ;;
+	digest) P_DIGEST=$2 ;;
+	payload) P_PAYLOAD=$2 ;;
+	signature) P_SIGNATURE=$2 ;;
+	port) P_PORT=$2 ;;
+	health) P_HEALTH=$2 ;;
+	volume) P_VOLUMES="$P_VOLUMES$2$nl" ;;
+	env) P_ENV="$P_ENV$2$nl" ;;
+	secret) P_SECRETS="$P_SECRETS $2" ;;
+	domain) P_DOMAINS="${P_DOMAINS:+$P_DOMAINS }$2" ;;
+	tls) P_TLS=$2 ;;
+	acme_email) P_EMAIL=$2 ;;
+	database) P_DB=$2 ;;
+	database_mode) P_DB_MODE=$2 ;;
+	database_image) P_DB_IMAGE=$2 ;;
+	database_digest) P_DB_DIGEST=$2 ;;
+	database_name) P_DB_NAME=$2 ;;
+	database_user) P_DB_USER=$2 ;;
+	database_port) P_DB_PORT=$2 ;;
+	data_dir) P_DATA_DIR=$2 ;;
+	require_os) P_REQUIRE_OS=$2 ;;
+	require_arch) P_REQUIRE_ARCH=$2 ;;
+	require_cpus) P_REQUIRE_CPUS=$2 ;;
+	require_memory_mib) P_REQUIRE_MEMORY=$2 ;;
+	require_disk_mib) P_REQUIRE_DISK=$2 ;;
+	require_inodes) P_REQUIRE_INODES=$2 ;;
+	esac
+}
+
+verify_release() {  # the release signature names the plan's image digest (and database image)
+	printf '%s' "$P_PAYLOAD" | b64d >"$WORK/release.payload"
+	printf '%s' "$P_SIGNATURE" >"$WORK/release.sig"
+	verify_signature "$WORK/release.payload" "$WORK/release.sig" ||
+		die "the release signature does not verify: refusing to install release $P_RELEASE" "" \
+			"$E_VERIFY"
+	grep -q "\"docker-manifest-digest\":\"$P_DIGEST\"" "$WORK/release.payload" ||
+		die "the release signature does not cover the image digest $P_DIGEST" "" "$E_VERIFY"
+	grep -q "\"docker-reference\":\"$SITE:$P_RELEASE\"" "$WORK/release.payload" ||
+		die "the release signature is not for $SITE:$P_RELEASE" "" "$E_VERIFY"
+	if [ "$P_DB_MODE" = container ] && [ -n "$P_DB_DIGEST" ]; then
+		grep -q "\"$P_DB\":\"$P_DB_DIGEST\"" "$WORK/release.payload" ||
+			die "the release signature does not cover the database image $P_DB_DIGEST" "" "$E_VERIFY"
+	fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Preflight: the same checks as `websonic host check`
+
+preflight() {
+	PREFLIGHT_FAILED=0
+	say "preflight:"
+	check_os
+	check_arch
+	check_minimum cpus "$(nproc 2>/dev/null || echo 0)" "${P_REQUIRE_CPUS:-1}" "" \
+		"Give the server more CPUs."
+	check_minimum memory "$(memory_mib)" $(( ${P_REQUIRE_MEMORY:-0} * 9 / 10 )) " MiB" \
+		"Give the server more memory (needs ${P_REQUIRE_MEMORY:-0} MiB)."
+	check_disk
+	check_ports
+	check_clock
+	[ "$PREFLIGHT_FAILED" = 0 ] ||
+		die "this server does not meet $SITE's requirements (see the checks above)" \
+			"Fix what failed, then run the installer again. Nothing was changed." "$E_PREFLIGHT"
+}
+
+report() {  # report STATUS NAME FOUND [HINT]
+	printf 'websonic:   %-5s %-9s %s\n' "$1" "$2" "$3"
+	if [ "$1" = FAIL ]; then
+		PREFLIGHT_FAILED=1
+		[ -z "${4:-}" ] || printf 'websonic:         %s\n' "$4"
+	fi
+}
+
+check_os() {
+	local id='' version='' want min
+	if [ -r /etc/os-release ]; then
+		id=$(sed -n 's/^ID=//p' /etc/os-release | tr -d '"')
+		version=$(sed -n 's/^VERSION_ID=//p' /etc/os-release | tr -d '"')
+	fi
+	for want in ${P_REQUIRE_OS:-debian:12 ubuntu:22.04}; do
+		min=${want#*:}
+		if [ "${want%%:*}" = "$id" ] && version_at_least "$version" "$min"; then
+			report pass os "$id $version"
+			return 0
+		fi
+	done
+	report FAIL os "${id:-unknown} $version" "Supported: ${P_REQUIRE_OS:-debian:12 ubuntu:22.04}."
+}
+
+version_at_least() {  # version_at_least HAVE WANT (dotted numbers)
+	[ -n "$1" ] || return 1
+	[ "$(printf '%s\n%s\n' "$2" "$1" | sort -t. -k1,1n -k2,2n -k3,3n | head -n 1)" = "$2" ]
+}
+
+check_arch() {
+	local arch
+	arch=$(uname -m)
+	case " ${P_REQUIRE_ARCH:-x86_64} " in
+	*" $arch "*) report pass arch "$arch" ;;
+	*) report FAIL arch "$arch" "The site's images are built for ${P_REQUIRE_ARCH:-x86_64}." ;;
+	esac
+}
+
+check_minimum() {  # check_minimum NAME FOUND MINIMUM UNIT HINT
+	if [ "${2:-0}" -ge "$3" ] 2>/dev/null; then report pass "$1" "$2$4"; else
+		report FAIL "$1" "$2$4" "$5"
+	fi
+}
+
+memory_mib() {  # MemTotal, or the cgroup's memory limit when it is lower (containers, VPSes)
+	local total limit
+	total=$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo 2>/dev/null)
+	for f in /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes; do
+		limit=$(cat "$f" 2>/dev/null) || continue
+		is_number "$limit" || continue
+		limit=$(( limit / 1048576 ))
+		if [ "$limit" -lt "${total:-0}" ]; then total=$limit; fi
+	done
+	echo "${total:-0}"
+}
+
+check_disk() {
+	local p="$P_DATA_DIR" free inodes
+	while [ ! -e "$p" ] && [ "$p" != / ]; do p=$(dirname "$p"); done
+	free=$(df -Pk "$p" 2>/dev/null | awk 'NR==2 {print int($4 / 1024)}')
+	inodes=$(df -Pi "$p" 2>/dev/null | awk 'NR==2 {print $4}')
+	check_minimum disk "${free:-0}" "${P_REQUIRE_DISK:-0}" " MiB free on $p" \
+		"Free or add disk space where $P_DATA_DIR lives (needs $P_REQUIRE_DISK MiB)."
+	case $inodes in '' | *[!0-9]*) inodes=${P_REQUIRE_INODES:-0} ;; esac  # e.g. btrfs: '-'
+	check_minimum inodes "$inodes" "${P_REQUIRE_INODES:-0}" " free" "Free inodes on $p."
+}
+
+check_ports() {
+	local port holder
+	for port in 80 443; do
+		holder=$(port_holder "$port")
+		case $holder in
+		'') report pass "port $port" free ;;
+		caddy) report pass "port $port" "caddy (the reverse proxy WebSonic uses)" ;;
+		*) report FAIL "port $port" "in use by ${holder}" \
+			"Stop the service listening on port $port (see: ss -ltnp); Caddy must bind it." ;;
+		esac
+	done
+}
+
+port_holder() {  # port_holder PORT: '' when free, else the listening program's name (or '?')
+	if have ss; then
+		ss -ltnpH "sport = :$1" 2>/dev/null | sed -n 's/.*users:(("\([^"]*\)".*/\1/p' | head -n 1 |
+			grep . || { [ -z "$(ss -ltnH "sport = :$1" 2>/dev/null)" ] || echo '?'; }
+		return 0
+	fi
+	local hex
+	hex=$(printf '%04X' "$1")
+	awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p {f = 1} END {exit !f}' \
+		/proc/net/tcp /proc/net/tcp6 2>/dev/null && echo '?'
+}
+
+check_clock() {
+	local now skew
+	now=$(date +%s)
+	skew=$(( P_ISSUED_AT - now ))
+	if [ "$skew" -gt 300 ]; then
+		report FAIL clock "$skew s behind the agency's" "Enable time sync (systemd-timesyncd or chrony)."
+	else
+		report pass clock "$(date -u +%H:%M:%SZ)"
+	fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# The registry: reachable, token accepted, image present (before anything changes)
+
+registry_scheme() { if [ "$P_REGISTRY_INSECURE" = 1 ]; then echo http; else echo https; fi; }
+
+registry_check() {
+	local base realm service code token
+	base="$(registry_scheme)://$P_REGISTRY"
+	registry_auth
+	registry_curl_ca
+	code=$(curl -sS --connect-timeout 10 --max-time 30 --config "$WORK/ca-curl.conf" -o /dev/null \
+		-D "$WORK/v2.headers" -w '%{http_code}' "$base/v2/" 2>"$WORK/curl.err") ||
+		die "cannot reach the registry at $P_REGISTRY: $(tail -n 1 "$WORK/curl.err")" \
+			"Check this server's network route (DNS, firewall, proxy) to $P_REGISTRY." "$E_REGISTRY"
+	realm=$(sed -n 's/^[Ww][Ww][Ww]-[Aa]uthenticate: *Bearer .*realm="\([^"]*\)".*/\1/p' \
+		"$WORK/v2.headers" | tr -d '\r')
+	service=$(sed -n 's/.*service="\([^"]*\)".*/\1/p' "$WORK/v2.headers" | tr -d '\r')
+	[ "$code" = 401 ] && [ -n "$realm" ] ||
+		die "$P_REGISTRY does not answer like a WebSonic registry (HTTP $code on /v2/)" "" "$E_REGISTRY"
+	code=$(curl -sS --max-time 30 --config "$WORK/ca-curl.conf" --config "$WORK/registry-curl.conf" \
+		-o "$WORK/token.json" -w '%{http_code}' -G --data-urlencode "service=$service" \
+		--data-urlencode "scope=repository:$SITE:pull" "$realm" 2>"$WORK/curl.err")
+	[ "$code" = 200 ] || die "the registry refused the token (HTTP $code)" \
+		"The token may be wrong, expired or revoked: ask the agency for a new one." "$E_REGISTRY"
+	token=$(sed -n 's/.*"token": *"\([^"]*\)".*/\1/p' "$WORK/token.json")
+	printf 'header = "Authorization: Bearer %s"\n' "$token" >"$WORK/bearer.conf"
+	registry_has "$base" "$P_DIGEST" "release $P_RELEASE"
+	[ -z "$P_DB_DIGEST" ] || [ "$P_DB_MODE" != container ] ||
+		registry_has "$base" "$P_DB_DIGEST" "the $P_DB image"
+	say "registry $P_REGISTRY: reachable, token accepted, images present"
+}
+
+registry_has() {  # registry_has BASE DIGEST WHAT
+	local code accept='application/vnd.oci.image.manifest.v1+json'
+	code=$(curl -sS --max-time 30 --config "$WORK/ca-curl.conf" --config "$WORK/bearer.conf" -I -o /dev/null \
+		-H "Accept: $accept" -w '%{http_code}' "$1/v2/$SITE/manifests/$2" 2>/dev/null)
+	[ "$code" = 200 ] || die "the registry has no $3 ($2): HTTP $code" "" "$E_REGISTRY"
+}
+
+registry_curl_ca() {  # a curl config trusting the private portal CA, if there is one
+	: >"$WORK/ca-curl.conf"
+	if [ -s "$WORK/ca.pem" ]; then printf 'cacert = "%s"\n' "$WORK/ca.pem" >"$WORK/ca-curl.conf"; fi
+}
+
+registry_auth() {  # credentials for curl and podman, from the token or the bundle's auth.json
+	local auth
+	if [ -f "$WORK/auth.json" ]; then
+		auth=$(sed -n 's/.*"auth": *"\([^"]*\)".*/\1/p' "$WORK/auth.json")
+	else
+		auth=$(printf '%s:%s' "$CUSTOMER" "$TOKEN" | base64 | tr -d '\n')
+		printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$P_REGISTRY" "$auth" >"$WORK/auth.json"
+	fi
+	printf 'header = "Authorization: Basic %s"\n' "$auth" >"$WORK/registry-curl.conf"
+	chmod 600 "$WORK/auth.json" "$WORK/registry-curl.conf"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Packages
+
+ensure_packages() {  # ensure_packages PACKAGE...: apt-get install the missing ones
+	local missing='' p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing="$missing $p"
+	done
+	[ -n "$missing" ] || return 0
+	if [ "$DRY_RUN" = 1 ]; then
+		say "would: install packages:$missing"
+		return 0
+	fi
+	say "installing packages:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	# shellcheck disable=SC2086
+	if ! apt-get install -y -q --no-install-recommends $missing; then
+		apt-get update -q || die "apt-get update failed" "Check the server's package sources."
+		apt-get install -y -q --no-install-recommends $missing ||
+			die "could not install:$missing" "Check the server's package sources."
+	fi
+	mkdir -p "$ETC" && for p in $missing; do echo "$p"; done >>"$ETC/installed-packages"
+	CHANGED=1
+}
+
+ensure_runtime() {
+	ensure_packages podman caddy curl ca-certificates iproute2
+	[ "$DRY_RUN" = 1 ] && return 0
+	have podman || die "podman is not available after installing it"
+	have caddy || die "caddy is not available after installing it"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Images
+
+pull_images() {
+	pull_image "$P_IMAGE" "$P_DIGEST"
+	if [ "$P_DB_MODE" = container ] && [ -n "$P_DB_IMAGE" ]; then
+		pull_image "$P_DB_IMAGE" "$P_DB_DIGEST"
+	fi
+}
+
+pull_image() {  # pull_image REFERENCE DIGEST: pull by digest, then check what podman stored
+	local found tls=''
+	if podman image exists "$1" 2>/dev/null; then
+		found=$(podman image inspect --format '{{.Digest}}' "$1" 2>/dev/null)
+		[ "$found" = "$2" ] && return 0
+	fi
+	[ "$DRY_RUN" = 1 ] && say "would: pull $1" && return 0
+	[ "$P_REGISTRY_INSECURE" = 1 ] && tls='--tls-verify=false'
+	say "pulling $1"
+	# shellcheck disable=SC2086
+	podman pull -q $tls --authfile "$WORK/auth.json" "$1" >/dev/null ||
+		die "could not pull $1" "See the messages above (network, token, disk space)." "$E_REGISTRY"
+	found=$(podman image inspect --format '{{.Digest}}' "$1" 2>/dev/null)
+	if [ "$found" != "$2" ]; then
+		podman rmi -f "$1" >/dev/null 2>&1
+		die "the pulled image's digest is $found, not the signed $2: removed, nothing run" "" \
+			"$E_VERIFY"
+	fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Configuration files of the site
+
+site_paths() {
+	DATA="${P_DATA_DIR:-/var/lib/websonic}/sites/$NAME"
+	NETWORK="websonic-$NAME"
+}
+
+write_config() {
+	[ "$DRY_RUN" = 1 ] || { mkdir -p "$CONF" && chmod 700 "$ETC" "$ETC/sites" "$CONF"; } ||
+		die "cannot create $CONF"
+	put "$CONF/env" 600 printf '%s' "$P_ENV" || true
+	write_secrets
+	write_volumes
+	save_installer_files
+}
+
+write_secrets() {  # only the secrets the plan names, each NAME=value; mode 600
+	local name line
+	: >"$WORK/secrets.want"
+	for name in $P_SECRETS; do
+		if [ "$P_DB_MODE" = container ] && is_database_variable "$name"; then continue; fi
+		line=$(grep "^$name=" "$WORK/secrets.env" | tail -n 1)
+		[ -n "$line" ] || [ "$P_DB_MODE" = container ] ||
+			warn "secret $name has no value yet (set it with: websonic site secret set $SITE $name)"
+		[ -z "$line" ] || printf '%s\n' "$line" >>"$WORK/secrets.want"
+	done
+	write_file "$CONF/secrets.env" 600 "$WORK/secrets.want" || true
+}
+
+is_database_variable() {  # set by the installer from the database it runs (database.env)
+	[ -n "$P_DB_IMAGE" ] || return 1
+	case $1 in
+	DATABASE_URL | PGHOST | PGPORT | PGDATABASE | PGUSER | PGPASSWORD) return 0 ;;
+	DB_HOST | DB_PORT | DB_NAME | DB_USER | DB_PASSWORD) return 0 ;;
+	esac
+	return 1
+}
+
+write_volumes() {
+	local volume name
+	while IFS= read -r volume; do
+		[ -n "$volume" ] || continue
+		name=${volume%%:*}
+		is_name "$name" || die "invalid volume name '$name' in the plan" "" "$E_VERIFY"
+		[ -d "$DATA/volumes/$name" ] && continue
+		act "create volume $name in $DATA/volumes" make_volume "$DATA/volumes/$name"
+	done <<EOF
+$P_VOLUMES
+EOF
+}
+
+make_volume() {  # owned by the site's user (uid 10001 in every WebSonic image)
+	mkdir -p "$1" && chown 10001:10001 "$1" && chmod 750 "$1"
+}
+
+save_installer_files() {  # the pinned key, the installer itself, the portal's address
+	local pinned="$ETC/signing.pub.pem"
+	put "$pinned" 644 cat "$KEY" || true
+	if [ -f "$WORK/install.sh" ]; then put "$LIB/install.sh" 755 cat "$WORK/install.sh" || true; fi
+	[ -n "$PORTAL" ] || return 0
+	put "$CONF/remote" 600 printf 'portal=%s\n' "$PORTAL" || true
+	if [ -n "$TOKEN" ]; then put "$CONF/token" 600 printf '%s\n' "$TOKEN" || true; fi
+	if [ -s "$WORK/ca.pem" ]; then put "$CONF/portal-ca.pem" 644 cat "$WORK/ca.pem" || true; fi
+}
+
+registry_ca() {  # podman trusts a private portal CA for this registry only
+	[ -s "$WORK/ca.pem" ] || return 0
+	put "$CERTS_D/$P_REGISTRY/ca.crt" 644 cat "$WORK/ca.pem" || true
+}
+
+# ---------------------------------------------------------------------------------------------
+# The database container
+
+database() {
+	[ "$P_DB_MODE" = container ] || return 0
+	case $P_DB in postgresql | mariadb) ;; *) return 0 ;; esac
+	ensure_network
+	db_password
+	db_env
+	if put "$UNITS/websonic-$NAME-db.service" 644 unit_file "$NAME-db" "$P_DB database of $SITE" \
+		"$(db_run_args)" ""; then
+		systemd_reload
+		DB_CHANGED=1
+	fi
+	state_set database_digest "$P_DB_DIGEST"
+	start_database
+}
+
+ensure_network() {
+	podman network exists "$NETWORK" 2>/dev/null && return 0
+	act "create podman network $NETWORK" podman network create "$NETWORK" >/dev/null
+}
+
+db_password() {  # made here, on the server, once; never leaves it
+	[ -s "$CONF/db-password" ] && return 0
+	[ "$DRY_RUN" = 1 ] && say "would: generate the database password" && return 0
+	(umask 077 && random_password >"$CONF/db-password") || die "cannot write $CONF/db-password"
+	[ -s "$CONF/db-password" ] || die "could not generate a database password"
+}
+
+db_env() {
+	[ "$DRY_RUN" = 1 ] && [ ! -s "$CONF/db-password" ] && return 0
+	put "$CONF/database.env" 600 database_env || true
+}
+
+database_env() {  # how the site reaches its database: DATABASE_URL and the engine's own variables
+	local pw url
+	pw=$(cat "$CONF/db-password")
+	if [ "$P_DB" = postgresql ]; then
+		url="postgresql://$P_DB_USER:$pw@db:$P_DB_PORT/$P_DB_NAME"
+		printf 'DATABASE_URL=%s\nPGHOST=db\nPGPORT=%s\nPGDATABASE=%s\nPGUSER=%s\nPGPASSWORD=%s\n' \
+			"$url" "$P_DB_PORT" "$P_DB_NAME" "$P_DB_USER" "$pw"
+	else
+		url="mysql://$P_DB_USER:$pw@db:$P_DB_PORT/$P_DB_NAME"
+		printf 'DATABASE_URL=%s\nDB_HOST=db\nDB_PORT=%s\nDB_NAME=%s\nDB_USER=%s\nDB_PASSWORD=%s\n' \
+			"$url" "$P_DB_PORT" "$P_DB_NAME" "$P_DB_USER" "$pw"
+	fi
+}
+
+db_run_args() {
+	printf '%s' "--name websonic-$NAME-db --network $NETWORK --network-alias db"
+	printf '%s' " --security-opt=no-new-privileges -e DB_NAME=$P_DB_NAME -e DB_USER=$P_DB_USER"
+	printf '%s' " -e DB_PASSWORD_FILE=/run/secrets/db-password"
+	printf '%s' " -v $CONF/db-password:/run/secrets/db-password:ro"
+	printf '%s' " -v $DATA/database:/var/lib/websonic-db $P_DB_IMAGE"
+}
+
+start_database() {
+	[ "$DRY_RUN" = 1 ] && return 0
+	mkdir -p "$DATA/database" || die "cannot create $DATA/database"
+	if [ "${DB_CHANGED:-0}" = 1 ] || ! systemctl is-active -q "websonic-$NAME-db.service"; then
+		say "starting the $P_DB database"
+		systemctl enable -q "websonic-$NAME-db.service" &&
+			systemctl restart "websonic-$NAME-db.service" ||
+			die "the database did not start" "See: journalctl -u websonic-$NAME-db.service"
+		CHANGED=1
+	fi
+	wait_for "the $P_DB database" 180 podman exec "websonic-$NAME-db" websonic-db health ||
+		die "the database is not healthy after 180 s" \
+			"See: journalctl -u websonic-$NAME-db.service; podman logs websonic-$NAME-db"
+}
+
+wait_for() {  # wait_for WHAT SECONDS COMMAND...: poll every half second
+	local what="$1" deadline=$(( $(date +%s) + $2 ))
+	shift 2
+	until "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -lt "$deadline" ] || return 1
+		sleep 0.5
+	done
+}
+
+# ---------------------------------------------------------------------------------------------
+# systemd units
+
+unit_file() {  # unit_file NAME DESCRIPTION PODMAN_RUN_ARGS ENVIRONMENT_FILE
+	cat <<EOF
+$MARKER: $SITE. Remove with $SBIN/websonic-uninstall-$NAME
+[Unit]
+Description=WebSonic: $2
+Wants=network-online.target
+After=network-online.target$(case $1 in *-db) ;; *) echo " websonic-$NAME-db.service" ;; esac)
+
+[Service]
+Environment=PODMAN_SYSTEMD_UNIT=%n
+$([ -z "$4" ] || echo "EnvironmentFile=$4")
+Restart=on-failure
+RestartSec=2
+TimeoutStartSec=180
+TimeoutStopSec=60
+ExecStartPre=/bin/rm -f %t/%n.ctr-id
+ExecStart=/usr/bin/podman run --cidfile=%t/%n.ctr-id --cgroups=no-conmon --rm --sdnotify=conmon --replace -d $3
+ExecStop=/usr/bin/podman stop --ignore -t 20 --cidfile=%t/%n.ctr-id
+ExecStopPost=/usr/bin/podman rm -f --ignore -t 10 --cidfile=%t/%n.ctr-id
+Type=notify
+NotifyAccess=all
+
+[Install]
+WantedBy=multi-user.target
+EOF
+}
+
+systemd_reload() { [ "$DRY_RUN" = 1 ] || systemctl daemon-reload || die "systemctl daemon-reload failed"; }
+
+slot_unit() {  # the unit of one slot: its image and port come from the slot's file
+	local slot="$1" envs="--env-file $CONF/env --env-file $CONF/secrets.env" volume
+	[ "$P_DB_MODE" != container ] || [ -z "$P_DB_IMAGE" ] || envs="$envs --env-file $CONF/database.env"
+	local vols=''
+	for volume in $(printf '%s' "$P_VOLUMES" | tr '\n' ' '); do
+		vols="$vols -v $DATA/volumes/${volume%%:*}:${volume#*:}"
+	done
+	local net=''
+	[ "$P_DB_MODE" != container ] || [ -z "$P_DB_IMAGE" ] || net="--network $NETWORK"
+	unit_file "$NAME-$slot" "$SITE (slot $slot)" \
+		"--name websonic-$NAME-$slot $net -p 127.0.0.1:\${PORT}:$P_PORT --cap-drop=all --security-opt=no-new-privileges $envs$vols \${IMAGE}" \
+		"$CONF/slot-$slot"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Caddy
+
+ensure_caddyfile() {  # Caddy imports WebSonic's site files; Debian's default site is set aside
+	local main="$CADDY_ETC/Caddyfile"
+	[ "$DRY_RUN" = 1 ] && [ ! -d "$CADDY_ETC" ] && return 0
+	if [ -f "$main" ] && grep -q "import $CADDY_SITES/\*.caddy" "$main"; then return 0; fi
+	if [ -f "$main" ] && ! caddyfile_is_default "$main"; then
+		act "add WebSonic's sites to $main" sh -c "printf '\nimport $CADDY_SITES/*.caddy\n' >>'$main'"
+		return 0
+	fi
+	[ ! -f "$main" ] || [ -f "$main.websonic-orig" ] || act "keep Debian's $main aside" \
+		cp -p "$main" "$main.websonic-orig"
+	put "$main" 644 printf '%s\n%s\n' "$MARKER: sites managed by WebSonic are in $CADDY_SITES" \
+		"import $CADDY_SITES/*.caddy" || true
+}
+
+caddyfile_is_default() {  # unchanged since the caddy package installed it
+	local shipped
+	shipped=$(dpkg-query -W -f='${Conffiles}\n' caddy 2>/dev/null |
+		awk '$1 == "/etc/caddy/Caddyfile" {print $2}')
+	[ -n "$shipped" ] && [ "$(md5sum <"$1" | cut -d' ' -f1)" = "$shipped" ]
+}
+
+site_domains() {  # --domain, else the domains of the last install, else the plan's
+	if [ -n "$DOMAINS" ]; then echo "$DOMAINS"; return 0; fi
+	if [ -f "$STATE" ] && grep -q '^domains=' "$STATE"; then state_get domains; return 0; fi
+	echo "$P_DOMAINS"
+}
+
+site_address() {  # the site's domains, else this server's first address
+	local domains
+	domains=$(site_domains)
+	if [ -n "$domains" ]; then echo "$domains" | sed 's/ /, /g'; return 0; fi
+	hostname -I 2>/dev/null | awk '{print $1}'
+}
+
+caddy_site() {  # caddy_site PORT: the site's Caddy file, proxying to 127.0.0.1:PORT
+	local tls="${TLS:-$P_TLS}" email="${EMAIL:-$P_EMAIL}" address
+	address=$(site_address)
+	[ -n "$address" ] || die "no domain and no address to serve $SITE at" "Use --domain NAME."
+	cat <<EOF
+$MARKER: $SITE. Remove with $SBIN/websonic-uninstall-$NAME
+$address {
+$(if [ "$tls" = internal ]; then echo "	tls internal"; elif [ -n "$email" ]; then echo "	tls $email"; fi)
+	encode gzip
+	reverse_proxy 127.0.0.1:$1 {
+		lb_try_duration 10s
+		lb_try_interval 100ms
+	}
+	log {
+		output file /var/log/caddy/websonic-$NAME.access.log
+	}
+}
+EOF
+}
+
+caddy_switch() {  # caddy_switch PORT: point the site at PORT, validated, gracefully reloaded
+	local file="$CADDY_SITES/$NAME.caddy"
+	[ "$DRY_RUN" = 1 ] || mkdir -p "$CADDY_SITES" || die "cannot create $CADDY_SITES"
+	[ -f "$file" ] && cp -p "$file" "$WORK/caddy.previous"
+	put "$file" 644 caddy_site "$1" || return 0
+	[ "$DRY_RUN" = 1 ] && return 0
+	if ! caddy validate --config "$CADDY_ETC/Caddyfile" --adapter caddyfile >"$WORK/caddy.err" 2>&1; then
+		if [ -f "$WORK/caddy.previous" ]; then cp -p "$WORK/caddy.previous" "$file"; else rm -f "$file"; fi
+		grep -v '"level":"info"' "$WORK/caddy.err" | sed 's/^/websonic:   | /'
+		return 1
+	fi
+	caddy_reload
+}
+
+caddy_reload() {
+	systemctl enable -q caddy 2>/dev/null
+	if systemctl is-active -q caddy; then
+		systemctl reload caddy || die "Caddy could not reload its configuration" "See: journalctl -u caddy"
+	else
+		systemctl start caddy || die "Caddy did not start" "See: journalctl -u caddy"
+	fi
+}
+
+caddy_port() {  # the port the site's Caddy file proxies to now ('' if none)
+	sed -n 's/.*reverse_proxy 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$CADDY_SITES/$NAME.caddy" 2>/dev/null
+}
+
+# ---------------------------------------------------------------------------------------------
+# Blue/green
+
+recover() {  # a run killed half-way: make the state say what Caddy really serves
+	local pending serving
+	pending=$(state_get pending_slot)
+	[ -n "$pending" ] || return 0
+	serving=$(caddy_port)
+	if [ -n "$serving" ] && [ "$serving" = "$(state_get "port_$pending")" ]; then
+		say "an interrupted run had switched to slot $pending: recording it"
+		state_set previous_slot "$(state_get active_slot)" previous_release "$(state_get active_release)" \
+			previous_digest "$(state_get active_digest)" active_slot "$pending" \
+			active_release "$(state_get pending_release)" active_digest "$(state_get pending_digest)" \
+			pending_slot ''
+	else
+		say "an interrupted run left slot $pending half-started: removing it"
+		[ "$DRY_RUN" = 1 ] || systemctl stop "websonic-$NAME-$pending.service" 2>/dev/null
+		state_set pending_slot ''
+	fi
+}
+
+allocate_ports() {
+	[ -n "$(state_get port_blue)" ] && return 0
+	local port="$PORT_FIRST" found='' used
+	used=$(cat "$ETC"/sites/*/state 2>/dev/null | sed -n 's/^port_[a-z]*=//p')
+	while [ "$port" -le "$PORT_LAST" ]; do
+		if ! echo "$used" | grep -qx "$port" && [ -z "$(port_holder "$port")" ]; then
+			found="$found $port"
+			[ "$(printf '%s\n' "$found" | wc -w)" -lt 2 ] || break
+		fi
+		port=$((port + 1))
+	done
+	# shellcheck disable=SC2086 # split the list on purpose
+	set -- $found
+	[ $# -eq 2 ] || die "no free local ports in $PORT_FIRST-$PORT_LAST"
+	state_set port_blue "$1" port_green "$2"
+}
+
+other_slot() { if [ "$1" = blue ]; then echo green; else echo blue; fi; }
+
+slot_settings() {  # what a slot runs: its image and port
+	printf 'IMAGE=%s\nPORT=%s\n' "$P_IMAGE" "$(state_get "port_$1")"
+}
+
+site_healthy() {  # site_healthy PORT
+	curl -fsS -o /dev/null --max-time 5 "http://127.0.0.1:$1$P_HEALTH"
+}
+
+deploy_release() {
+	local active new port_new
+	active=$(state_get active_slot)
+	if [ -n "$active" ] && up_to_date "$active"; then
+		say "release $P_RELEASE is already serving from slot $active: nothing to change"
+		RESULT_SLOT=$active STATUS=unchanged
+		[ "${CHANGED:-0}" = 0 ] || STATUS=succeeded
+		return 0
+	fi
+	new=$(other_slot "${active:-green}")
+	port_new=$(state_get "port_$new")
+	if [ "$DRY_RUN" = 1 ]; then
+		say "would: start release $P_RELEASE in slot $new (port ${port_new:-new}), check $P_HEALTH," \
+			"switch Caddy to it and stop slot ${active:-none}"
+		STATUS=dry-run
+		return 0
+	fi
+	put "$UNITS/websonic-$NAME-$new.service" 644 slot_unit "$new" || true
+	put "$CONF/slot-$new" 600 slot_settings "$new" || true
+	systemd_reload
+	state_set pending_slot "$new" pending_release "$P_RELEASE" pending_digest "$P_DIGEST"
+	start_slot "$new" "$port_new" || rollback_failed_start "$new"
+	switch_to "$new" "$active"
+}
+
+up_to_date() {  # the active slot runs this plan's image, with unchanged settings, and is healthy
+	local slot="$1"
+	[ "$(state_get active_digest)" = "$P_DIGEST" ] || return 1
+	[ "${CHANGED:-0}" = 0 ] || return 1
+	slot_unit "$slot" | cmp -s - "$UNITS/websonic-$NAME-$slot.service" || return 1
+	slot_settings "$slot" | cmp -s - "$CONF/slot-$slot" || return 1
+	caddy_site "$(state_get "port_$slot")" | cmp -s - "$CADDY_SITES/$NAME.caddy" || return 1
+	systemctl is-active -q "websonic-$NAME-$slot.service" || return 1
+	site_healthy "$(state_get "port_$slot")"
+}
+
+start_slot() {  # start_slot SLOT PORT: start it and wait for its health path
+	say "starting release $P_RELEASE in slot $1 (127.0.0.1:$2)"
+	systemctl restart "websonic-$NAME-$1.service" || return 1
+	say "waiting up to $HEALTH_TIMEOUT s for http://127.0.0.1:$2$P_HEALTH"
+	local deadline=$(( $(date +%s) + HEALTH_TIMEOUT ))
+	until site_healthy "$2" 2>/dev/null; do
+		systemctl is-active -q "websonic-$NAME-$1.service" || return 1
+		[ "$(date +%s)" -lt "$deadline" ] || return 1
+		sleep 0.5
+	done
+	say "slot $1 is healthy"
+}
+
+rollback_failed_start() {  # the new release never became healthy: remove it, keep the old
+	local slot="$1"
+	say "release $P_RELEASE did not become healthy; its last log lines:"
+	podman logs --tail 30 "websonic-$NAME-$slot" 2>&1 | sed 's/^/websonic:   | /'
+	journalctl -u "websonic-$NAME-$slot.service" -n 10 --no-pager 2>/dev/null | sed 's/^/websonic:   | /'
+	stop_slot "$slot"
+	state_set pending_slot ''
+	if [ -n "$(state_get active_slot)" ]; then
+		RESULT_SLOT=$(state_get active_slot) STATUS=rolled_back
+		die "release $P_RELEASE failed its health check and was removed; release $(state_get active_release) keeps serving" \
+			"Fix the release, build it again and deploy that." "$E_HEALTH"
+	fi
+	STATUS=failed
+	die "release $P_RELEASE failed its health check (first install: nothing serves yet)" \
+		"Fix the release, build it again and deploy that." "$E_HEALTH"
+}
+
+switch_to() {  # switch_to NEW OLD: Caddy to NEW, then drain and stop OLD (kept for rollback)
+	local new="$1" old="$2"
+	if ! caddy_switch "$(state_get "port_$new")"; then
+		stop_slot "$new"
+		state_set pending_slot ''
+		die "Caddy refused the configuration for $(site_address): nothing was switched" \
+			"Another site on this server may already use that address: give this one --domain NAME."
+	fi
+	state_set domains "$(site_domains)"
+	systemctl enable -q "websonic-$NAME-$new.service" 2>/dev/null
+	if [ "$(state_get active_digest)" != "$P_DIGEST" ]; then  # else: same release, new settings
+		state_set previous_release "$(state_get active_release)" \
+			previous_digest "$(state_get active_digest)" previous_image "$(state_get active_image)"
+	fi
+	state_set previous_slot "$old" active_slot "$new" active_release "$P_RELEASE" \
+		active_digest "$P_DIGEST" active_image "$P_IMAGE" pending_slot ''
+	say "Caddy now sends $SITE to slot $new (release $P_RELEASE)"
+	RESULT_SLOT=$new RESULT_PREVIOUS=$old STATUS=succeeded
+	if [ -n "$old" ]; then
+		say "draining slot $old for $DRAIN s, then stopping it (kept for rollback)"
+		sleep "$DRAIN"
+		stop_slot "$old"
+	fi
+	prune_images
+}
+
+stop_slot() {
+	systemctl stop "websonic-$NAME-$1.service" 2>/dev/null
+	systemctl disable -q "websonic-$NAME-$1.service" 2>/dev/null
+	return 0
+}
+
+prune_images() {  # keep the active and previous releases' images, remove older ones of the site
+	local keep ref
+	keep=" $(state_get active_digest) $(state_get previous_digest) "
+	podman images --digests --format '{{.Repository}}@{{.Digest}}' 2>/dev/null |
+		grep "/$SITE@" | while IFS= read -r ref; do
+			case $keep in *" ${ref#*@} "*) continue ;; esac
+			podman rmi "$ref" >/dev/null 2>&1 && say "removed the old image $ref"
+		done
+	return 0
+}
+
+rollback() {
+	local active previous
+	active=$(state_get active_slot)
+	previous=$(state_get previous_slot)
+	[ -n "$previous" ] && [ -n "$(state_get previous_release)" ] ||
+		die "there is no previous release of $SITE on this server to go back to" "" "$E_USAGE"
+	[ "$(state_get previous_digest)" = "$P_DIGEST" ] ||
+		die "the plan is for release $P_RELEASE, not the previous release $(state_get previous_release)" \
+			"" "$E_VERIFY"
+	if [ "$DRY_RUN" = 1 ]; then
+		say "would: start release $P_RELEASE in slot $previous, switch Caddy to it, stop slot $active"
+		STATUS=dry-run
+		return 0
+	fi
+	put "$CONF/slot-$previous" 600 slot_settings "$previous" || true
+	put "$UNITS/websonic-$NAME-$previous.service" 644 slot_unit "$previous" || true
+	systemd_reload
+	state_set pending_slot "$previous" pending_release "$P_RELEASE" pending_digest "$P_DIGEST"
+	start_slot "$previous" "$(state_get "port_$previous")" || rollback_failed_start "$previous"
+	switch_to "$previous" "$active"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Updater timer and uninstall script
+
+updater() {
+	local timer="$UNITS/websonic-update-$NAME.timer" service="$UNITS/websonic-update-$NAME.service"
+	case ${AUTO_UPDATE:-} in
+	1)
+		put "$service" 644 updater_service || true
+		put "$timer" 644 updater_timer || true
+		systemd_reload
+		[ "$DRY_RUN" = 1 ] || systemctl enable -q --now "websonic-update-$NAME.timer" ||
+			die "cannot enable the updater timer"
+		state_set auto_update 1
+		;;
+	0)
+		[ -f "$timer" ] || return 0
+		act "remove the updater timer" sh -c "systemctl disable -q --now websonic-update-$NAME.timer; rm -f '$timer' '$service'"
+		systemd_reload
+		state_set auto_update 0
+		;;
+	esac
+}
+
+updater_service() {
+	cat <<EOF
+$MARKER: $SITE. Remove with $SBIN/websonic-uninstall-$NAME
+[Unit]
+Description=WebSonic: apply new signed releases of $SITE
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh $LIB/install.sh --update --site $SITE
+EOF
+}
+
+updater_timer() {
+	cat <<EOF
+$MARKER: $SITE. Remove with $SBIN/websonic-uninstall-$NAME
+[Unit]
+Description=WebSonic: look for new releases of $SITE
+
+[Timer]
+OnBootSec=5min
+OnUnitActiveSec=15min
+RandomizedDelaySec=5min
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+EOF
+}
+
+write_uninstaller() {
+	put "$SBIN/websonic-uninstall-$NAME" 700 uninstaller || true
+}
+
+uninstaller() {
+	cat <<EOF
+#!/bin/sh
+$MARKER: removes $SITE and what the WebSonic installer added for it.
+#   websonic-uninstall-$NAME              keep the site's data ($DATA)
+#   websonic-uninstall-$NAME --purge-data remove the data too (database, uploads)
+set -u
+purge=0
+[ "\${1:-}" = --purge-data ] && purge=1
+[ "\$(id -u)" = 0 ] || { echo "run it as root" >&2; exit 2; }
+for unit in websonic-update-$NAME.timer websonic-update-$NAME.service websonic-$NAME-blue.service \\
+	websonic-$NAME-green.service websonic-$NAME-db.service; do
+	systemctl disable -q --now "\$unit" 2>/dev/null
+	rm -f "$UNITS/\$unit"
+done
+systemctl daemon-reload
+for c in websonic-$NAME-blue websonic-$NAME-green websonic-$NAME-db; do
+	podman rm -f --ignore "\$c" >/dev/null 2>&1
+done
+podman images --format '{{.ID}} {{.Repository}}' | awk '\$2 ~ "/$SITE\$" {print \$1}' | sort -u |
+	xargs -r podman rmi -f >/dev/null 2>&1
+podman network rm -f $NETWORK >/dev/null 2>&1
+rm -f "$CADDY_SITES/$NAME.caddy"
+if [ -z "\$(ls -A "$CADDY_SITES" 2>/dev/null)" ]; then
+	rmdir "$CADDY_SITES" 2>/dev/null
+	if [ -f "$CADDY_ETC/Caddyfile.websonic-orig" ]; then
+		mv -f "$CADDY_ETC/Caddyfile.websonic-orig" "$CADDY_ETC/Caddyfile"
+	else
+		sed -i '\\#^import $CADDY_SITES/\\*.caddy\$#d' "$CADDY_ETC/Caddyfile" 2>/dev/null
+	fi
+fi
+systemctl is-active -q caddy && systemctl reload caddy
+rm -rf "$CONF" "$CERTS_D/$P_REGISTRY" "$LOGDIR/$NAME.log" /var/log/caddy/websonic-$NAME.access.log
+if [ \$purge = 1 ]; then rm -rf "$DATA"; echo "removed the data in $DATA"; else
+	[ -d "$DATA" ] && echo "kept the site's data in $DATA (remove it with --purge-data)"; fi
+if [ -z "\$(ls -A "$ETC/sites" 2>/dev/null)" ]; then
+	pkgs=\$(cat "$ETC/installed-packages" 2>/dev/null | sort -u)
+	if [ -n "\$pkgs" ]; then
+		systemctl stop caddy 2>/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get purge -y -q \$pkgs >/dev/null &&
+			DEBIAN_FRONTEND=noninteractive apt-get autoremove --purge -y -q >/dev/null &&
+			echo "removed the packages the installer added: \$(echo \$pkgs)"
+	fi
+	rm -rf "$ETC" "$LIB"
+	rmdir "$LOGDIR" "${P_DATA_DIR:-/var/lib/websonic}/sites" "${P_DATA_DIR:-/var/lib/websonic}" 2>/dev/null
+fi
+rm -f "$SBIN/websonic-uninstall-$NAME"
+echo "removed $SITE"
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------
+# Main
+
+run_install() {
+	load_inputs
+	verify_plan
+	site_paths
+	recover
+	preflight
+	registry_check
+	[ "$DRY_RUN" = 1 ] && say "dry run: the checks passed; this is what would change:"
+	ensure_runtime
+	registry_ca
+	write_config
+	pull_images
+	database
+	ensure_caddyfile
+	allocate_ports
+	write_uninstaller
+	if [ "$MODE" = rollback ]; then rollback; else deploy_release; fi
+	updater
+	[ "$DRY_RUN" = 1 ] || say "done: $SITE release $P_RELEASE serves at https://$(site_address | sed 's/,.*//')"
+}
+
+run_update() {  # the timer: install the newest release if it is newer than the active one
+	load_inputs
+	verify_plan
+	site_paths
+	if [ -n "$(state_get active_release)" ] && [ "$P_RELEASE" -le "$(state_get active_release)" ]; then
+		say "release $(state_get active_release) is the newest: nothing to do"
+		STATUS=unchanged
+		return 0
+	fi
+	MODE=install
+	recover
+	preflight
+	registry_check
+	ensure_runtime
+	write_config
+	pull_images
+	database
+	allocate_ports
+	deploy_release
+}
+
+main() {
+	STARTED=$(date +%s)
+	trap cleanup EXIT
+	trap 'STATUS=failed; say "interrupted"; exit 130' INT TERM HUP
+	umask 022
+	parse_args "$@"
+	need_root "$@"
+	WORK=$(mktemp -d /tmp/websonic-install.XXXXXX) || die "cannot make a temporary folder"
+	chmod 700 "$WORK"
+	take_lock
+	start_log
+	if [ "$MODE" = update ]; then run_update; else run_install; fi
+}
+
+main "$@"

@@ -1,0 +1,259 @@
+"""The install plan: everything the installer needs to put one release of a site on a server.
+
+A plan is made here (pure: site, release, options -> :class:`InstallPlan`), written as
+``key=value`` lines (:func:`render`) and signed with the agency's Ed25519 release key; the
+installer (``install.sh``) checks that signature before it reads a single value, then checks
+the release signature the plan carries, which names the image digest. Values never hold a
+newline, so the POSIX-sh reader needs no quoting rules. Secret values are never in a plan:
+only their names (``secret=``); the values travel separately (``secrets.env``).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from websonic.builds.models import Release
+from websonic.core.errors import InvalidInput
+from websonic.hosting.requirements import Requirements
+from websonic.sites.manifest import Manifest
+from websonic.sites.models import Site
+
+FORMAT = "websonic-plan/1"
+DATA_DIR = "/var/lib/websonic"
+DATABASE_PORTS = {"postgresql": 5432, "mariadb": 3306}
+DATABASE_MODES = ("container", "external")
+TLS_MODES = ("internal", "acme")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: Plain env names that may name the database and its user (first found wins).
+DATABASE_NAME_VARS = ("PGDATABASE", "DB_NAME", "MYSQL_DATABASE")
+DATABASE_USER_VARS = ("PGUSER", "DB_USER", "MYSQL_USER")
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Where customer servers pull images: ``host[:port]`` and whether it is plain HTTP."""
+
+    address: str
+    insecure: bool
+
+    @classmethod
+    def from_public_url(cls, url: str) -> Registry:
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.netloc or "@" in parts.netloc:
+            raise InvalidInput(
+                f"WEBSONIC_PUBLIC_URL {url!r} is not an http(s) URL like https://websonic.example"
+            )
+        return cls(parts.netloc, parts.scheme == "http")
+
+
+@dataclass(frozen=True)
+class Database:
+    engine: str = "none"  # postgresql | mariadb | sqlite | none
+    mode: str = "none"  # container | external | none
+    image: str = ""
+    digest: str = ""
+    name: str = ""
+    user: str = ""
+    port: int = 0
+
+
+@dataclass(frozen=True)
+class InstallPlan:
+    site: str  # CUSTOMER/SITE
+    release: int
+    issued_at: int
+    registry: Registry
+    digest: str  # the release's manifest digest
+    payload: bytes  # the signed release payload
+    signature: str  # its base64 Ed25519 signature
+    kind: str
+    port: int
+    health: str
+    requirements: Requirements
+    volumes: tuple[tuple[str, str], ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    tls: str = "internal"
+    acme_email: str = ""
+    database: Database = field(default_factory=Database)
+    data_dir: str = DATA_DIR
+
+    @property
+    def name(self) -> str:
+        """``customer-site``: the name of the site's units, containers and folders."""
+        return self.site.replace("/", "-")
+
+    @property
+    def image(self) -> str:
+        return f"{self.registry.address}/{self.site}@{self.digest}"
+
+
+def make_plan(
+    site: Site,
+    release: Release,
+    requirements: Requirements,
+    *,
+    public_url: str,
+    domains: Sequence[str] = (),
+    tls: str = "internal",
+    acme_email: str = "",
+    database_mode: str = "container",
+    now: float | None = None,
+) -> InstallPlan:
+    """The plan to install ``release`` of ``site`` (checked: refuses what the installer can't)."""
+    manifest = Manifest.model_validate(site.manifest)
+    registry = Registry.from_public_url(public_url)
+    check_options(tls, acme_email, database_mode)
+    plan = InstallPlan(
+        site=site.ref_name,
+        release=release.number,
+        issued_at=int(now if now is not None else time.time()),
+        registry=registry,
+        digest=release.digest,
+        payload=release.signed_payload.encode("utf-8"),
+        signature=release.signature,
+        kind=manifest.kind,
+        port=manifest.site.port,
+        health=manifest.site.health,
+        requirements=requirements,
+        volumes=tuple((v.name, v.path) for v in manifest.volumes),
+        env=tuple(sorted(manifest.plain_env.items())),
+        secrets=tuple(manifest.secret_names),
+        domains=tuple(domains),
+        tls=tls,
+        acme_email=acme_email,
+        database=database_of(manifest, release, registry, site, database_mode),
+    )
+    check_values(plan)
+    return plan
+
+
+def check_options(tls: str, acme_email: str, database_mode: str) -> None:
+    if tls not in TLS_MODES:
+        raise InvalidInput(f"--tls must be one of {', '.join(TLS_MODES)}, not {tls!r}.")
+    if acme_email and not EMAIL.match(acme_email):
+        raise InvalidInput(f"{acme_email!r} is not an e-mail address.")
+    if database_mode not in DATABASE_MODES:
+        raise InvalidInput(f"--database must be one of {', '.join(DATABASE_MODES)}.")
+
+
+def database_of(
+    manifest: Manifest, release: Release, registry: Registry, site: Site, mode: str
+) -> Database:
+    """The site's database on the server: a container of the release's database image, or
+    an external server the site's secrets point at."""
+    engine = manifest.services.database
+    if engine not in DATABASE_PORTS:
+        return Database(engine=engine)
+    if mode == "external":
+        return Database(engine=engine, mode="external")
+    service = _service_image(release, engine)
+    default = site.slug.replace("-", "_")
+    return Database(
+        engine=engine,
+        mode="container",
+        image=f"{registry.address}/{site.ref_name}@{service['digest']}",
+        digest=str(service["digest"]),
+        name=_plain(manifest, DATABASE_NAME_VARS) or default,
+        user=_plain(manifest, DATABASE_USER_VARS) or default,
+        port=DATABASE_PORTS[engine],
+    )
+
+
+def _service_image(release: Release, engine: str) -> dict[str, object]:
+    for service in getattr(release, "services", None) or []:
+        if service.get("engine") == engine:
+            return dict(service)
+    raise InvalidInput(
+        f"Release {release.number} of {release.site.ref_name} carries no {engine} image.",
+        hint=f"Build the {engine} base (websonic base build {engine}), then build the site "
+        "again; or deploy with --database external.",
+    )
+
+
+def _plain(manifest: Manifest, names: Sequence[str]) -> str:
+    for name in names:
+        value = manifest.plain_env.get(name, "")
+        if value:
+            if not IDENTIFIER.match(value):
+                raise InvalidInput(f"env {name}={value!r} is not a valid database identifier.")
+            return value
+    return ""
+
+
+def check_values(plan: InstallPlan) -> None:
+    """Refuse values the installer's line format cannot carry (newlines, NUL)."""
+    for name, value in plan.env:
+        if "\n" in value or "\r" in value or "\0" in value:
+            raise InvalidInput(
+                f"env {name} holds a line break: environment files on the server cannot carry it."
+            )
+
+
+def render(plan: InstallPlan) -> bytes:
+    """The plan as the installer reads it: ``key=value`` lines, UTF-8. This is what is signed."""
+    return "".join(f"{key}={value}\n" for key, value in _lines(plan)).encode("utf-8")
+
+
+def _lines(plan: InstallPlan) -> list[tuple[str, object]]:
+    r = plan.requirements
+    lines: list[tuple[str, object]] = [
+        ("format", FORMAT),
+        ("site", plan.site),
+        ("name", plan.name),
+        ("release", plan.release),
+        ("issued_at", plan.issued_at),
+        ("registry", plan.registry.address),
+        ("registry_insecure", int(plan.registry.insecure)),
+        ("image", plan.image),
+        ("digest", plan.digest),
+        ("payload", base64.b64encode(plan.payload).decode("ascii")),
+        ("signature", plan.signature),
+        ("kind", plan.kind),
+        ("port", plan.port),
+        ("health", plan.health),
+        ("data_dir", plan.data_dir),
+        ("tls", plan.tls),
+        ("acme_email", plan.acme_email),
+        ("require_os", " ".join(f"{i}:{r.os_min_versions.get(i, '0')}" for i in r.os_ids)),
+        ("require_arch", " ".join(r.architectures)),
+        ("require_cpus", r.cpus),
+        ("require_memory_mib", r.memory_mib),
+        ("require_disk_mib", r.disk_mib),
+        ("require_inodes", r.inodes),
+    ]
+    lines += [("volume", f"{name}:{path}") for name, path in plan.volumes]
+    lines += [("env", f"{name}={value}") for name, value in plan.env]
+    lines += [("secret", name) for name in plan.secrets]
+    lines += [("domain", domain) for domain in plan.domains]
+    return lines + _database_lines(plan.database)
+
+
+def _database_lines(db: Database) -> list[tuple[str, object]]:
+    lines: list[tuple[str, object]] = [("database", db.engine), ("database_mode", db.mode)]
+    if db.mode == "container":
+        lines += [
+            ("database_image", db.image),
+            ("database_digest", db.digest),
+            ("database_name", db.name),
+            ("database_user", db.user),
+            ("database_port", db.port),
+        ]
+    return lines
+
+
+def parse(text: bytes) -> dict[str, list[str]]:
+    """A rendered plan's values by key (each key may repeat), for checks and tests."""
+    values: dict[str, list[str]] = {}
+    for line in text.decode("utf-8").splitlines():
+        key, eq, value = line.partition("=")
+        if eq:
+            values.setdefault(key, []).append(value)
+    return values

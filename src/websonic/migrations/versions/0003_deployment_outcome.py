@@ -1,0 +1,30 @@
+"""deployments: action (deploy or rollback) and duration
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-25 14:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0001"  # TEMP until 0002 lands
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("deployments") as batch:
+        batch.add_column(
+            sa.Column("action", sa.String(length=20), nullable=False, server_default="deploy")
+        )
+        batch.add_column(sa.Column("seconds", sa.Float(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("deployments") as batch:
+        batch.drop_column("seconds")
+        batch.drop_column("action")

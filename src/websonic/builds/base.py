@@ -5,6 +5,9 @@ keyed by suite + mirror + packages + recipe) and turned into an image with
 ``FROM scratch`` + ``ADD rootfs.tar /``, built by ``buildah build --layers --timestamp EPOCH
 --identity-label=false``. The same cached tarball always gives the same image digest.
 
+Database service images (PostgreSQL, MariaDB) are made the same way; what is particular to
+them is in ``services.py``.
+
 The tarball's epoch (``SOURCE_DATE_EPOCH`` and the image timestamp) is the UTC day the tarball was
 made, kept next to it in a JSON file, so rebuilding from the cache is reproducible and a fresh
 rebuild (for security updates) gets a newer date.
@@ -27,12 +30,15 @@ from typing import Any
 
 from websonic.core.errors import BuildFailed, InvalidInput
 from websonic.core.runner import LineSink, Runner
+from websonic.builds import services
 from websonic.tools import buildah, mmdebstrap
 
 #: Bump when the recipe (hooks, options) changes in a way that must invalidate cached tarballs.
 RECIPE_VERSION = 1
 
 BASE_KINDS = ("static", "php", "python", "node")
+#: Every base `websonic base build` makes: the site kinds', then the database services'.
+ALL_KINDS = (*BASE_KINDS, *services.SERVICE_KINDS)
 IMAGE_PREFIX = "localhost/websonic/base-"
 ROOTFS_NAME = "rootfs.tar"
 
@@ -146,6 +152,8 @@ class BaseImageSpec:
     mirror: str
     variant: str = "essential"
     hooks: tuple[str, ...] = ()
+    essential_hooks: tuple[str, ...] = ()  # before the packages beyond the essential ones
+    runtime: buildah.ImageRuntime = buildah.ImageRuntime()
 
     @property
     def image(self) -> str:
@@ -154,27 +162,29 @@ class BaseImageSpec:
     @property
     def cache_key(self) -> str:
         """Stable key of the rootfs: suite, mirror, sorted packages, variant and recipe."""
-        material = json.dumps(
-            {
-                "recipe": RECIPE_VERSION,
-                "suite": self.suite,
-                "mirror": self.mirror.rstrip("/"),
-                "packages": sorted(set(self.packages)),
-                "variant": self.variant,
-                "hooks": list(self.hooks),
-            },
-            sort_keys=True,
-        )
+        recipe: dict[str, Any] = {
+            "recipe": RECIPE_VERSION,
+            "suite": self.suite,
+            "mirror": self.mirror.rstrip("/"),
+            "packages": sorted(set(self.packages)),
+            "variant": self.variant,
+            "hooks": list(self.hooks),
+        }
+        if self.essential_hooks:  # only then: the kind bases keep their cached tarballs
+            recipe["essential_hooks"] = list(self.essential_hooks)
+        material = json.dumps(recipe, sort_keys=True)
         digest = hashlib.sha256(material.encode()).hexdigest()[:20]
         return f"{self.kind}-{self.suite}-{digest}"
 
 
 def spec_for(kind: str, settings: Any) -> BaseImageSpec:
-    """The base image spec of ``kind`` (static, php, python, node) for these settings."""
+    """The base image spec of ``kind`` (a site kind or a database service) for these settings."""
+    if kind in services.SERVICE_KINDS:
+        return _service_spec(services.engine_of(kind), settings)
     if kind not in KIND_PACKAGES:
         raise InvalidInput(
             f"There is no base image for kind {kind!r}.",
-            hint=f"Base images exist for: {', '.join(BASE_KINDS)} "
+            hint=f"Base images exist for: {', '.join(ALL_KINDS)} "
             "(containerfile sites bring their own FROM).",
         )
     return BaseImageSpec(
@@ -183,6 +193,18 @@ def spec_for(kind: str, settings: Any) -> BaseImageSpec:
         suite=settings.debian_suite,
         mirror=settings.debian_mirror,
         hooks=_kind_hooks(kind),
+    )
+
+
+def _service_spec(engine: services.Engine, settings: Any) -> BaseImageSpec:
+    return BaseImageSpec(
+        kind=engine.name,
+        packages=(*COMMON_PACKAGES, *engine.packages),
+        suite=settings.debian_suite,
+        mirror=settings.debian_mirror,
+        hooks=(*services.customize_hooks(engine), mmdebstrap.cleanup_hook()),
+        essential_hooks=services.essential_hooks(engine),
+        runtime=services.runtime(engine),
     )
 
 
@@ -299,6 +321,7 @@ def _ensure_rootfs(
                 epoch=epoch,
                 variant=spec.variant,
                 customize_hooks=spec.hooks,
+                essential_hooks=spec.essential_hooks,
             ),
             on_line=on_line,
             error=f"mmdebstrap could not make the {spec.kind} base",
@@ -359,7 +382,7 @@ def read_packages(rootfs_tar: Path) -> list[tuple[str, str]]:
 
 def image_labels(spec: BaseImageSpec, rootfs: _Rootfs) -> dict[str, str]:
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(rootfs.epoch))
-    return {
+    labels = {
         "org.opencontainers.image.title": f"websonic-base-{spec.kind}",
         "org.opencontainers.image.description": f"WebSonic {spec.kind} base image "
         f"(Debian {spec.suite})",
@@ -371,6 +394,10 @@ def image_labels(spec: BaseImageSpec, rootfs: _Rootfs) -> dict[str, str]:
         "io.websonic.base.include": ",".join(spec.packages),
         "io.websonic.base.mirror": spec.mirror,
     }
+    if spec.kind in services.SERVICE_KINDS:
+        labels["io.websonic.service.engine"] = spec.kind
+        labels["io.websonic.service.version"] = services.engine_version(spec.kind, rootfs.packages)
+    return labels
 
 
 def _build_image(
@@ -395,6 +422,7 @@ def _build_image(
                 rootfs=ROOTFS_NAME,
                 labels=image_labels(spec, rootfs),
                 env={"LANG": "C.UTF-8"},
+                runtime=spec.runtime,
             ),
             encoding="utf-8",
         )

@@ -37,16 +37,17 @@ def register(app: typer.Typer) -> None:
 def base_build(
     ctx: typer.Context,
     kinds: list[str] = typer.Argument(
-        None, help=f"Kinds to build (default: all: {', '.join(bases.BASE_KINDS)})."
+        None, help=f"Kinds to build (default: all: {', '.join(bases.ALL_KINDS)})."
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Build base images (static, php, python, node) from Debian packages."""
-    wanted = kinds or list(bases.BASE_KINDS)
-    unknown = [k for k in wanted if k not in bases.BASE_KINDS]
+    """Build base images from Debian packages: the site kinds' (static, php, python, node) and
+    the database services' (postgresql, mariadb; see docs/service-images.md)."""
+    wanted = kinds or list(bases.ALL_KINDS)
+    unknown = [k for k in wanted if k not in bases.ALL_KINDS]
     if unknown:
         raise InvalidInput(
-            f"Unknown kind {unknown[0]!r}: choose from {', '.join(bases.BASE_KINDS)}."
+            f"Unknown kind {unknown[0]!r}: choose from {', '.join(bases.ALL_KINDS)}."
         )
     cli = get(ctx)
     with cli.platform.transaction() as session:

@@ -1018,6 +1018,8 @@ deploy_release() {
 	active=$(state_get active_slot)
 	if [ -n "$active" ] && up_to_date "$active"; then
 		say "release $P_RELEASE is already serving from slot $active: nothing to change"
+		# A rebuild of the same source is the same image: it serves as it is.
+		state_set active_release "$P_RELEASE"
 		RESULT_SLOT=$active STATUS=unchanged
 		[ "${CHANGED:-0}" = 0 ] || STATUS=succeeded
 		return 0

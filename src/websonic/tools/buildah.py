@@ -165,7 +165,24 @@ def parse_image_inspect(output: str) -> ImageInfo:
     )
 
 
-def base_containerfile(*, rootfs: str, labels: Mapping[str, str], env: Mapping[str, str]) -> str:
+@dataclass(frozen=True)
+class ImageRuntime:
+    """How a base image's containers start: entrypoint, command, ports, volumes, stop signal."""
+
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ("/bin/bash",)
+    expose: tuple[str, ...] = ()  # "5432/tcp"
+    volumes: tuple[str, ...] = ()
+    stop_signal: str | None = None  # "SIGINT"
+
+
+def base_containerfile(
+    *,
+    rootfs: str,
+    labels: Mapping[str, str],
+    env: Mapping[str, str],
+    runtime: ImageRuntime = ImageRuntime(),
+) -> str:
     """Containerfile turning a rootfs tarball (in the context) into an image, reproducibly."""
     lines = ["FROM scratch", f"ADD {rootfs} /"]
     for name, value in sorted(env.items()):
@@ -175,8 +192,22 @@ def base_containerfile(*, rootfs: str, labels: Mapping[str, str], env: Mapping[s
             f"{quote_value(k)}={quote_value(v)}" for k, v in sorted(labels.items())
         )
         lines.append(f"LABEL {parts}")
-    lines.append('CMD ["/bin/bash"]')
+    lines += _runtime_lines(runtime)
     return "\n".join(lines) + "\n"
+
+
+def _runtime_lines(runtime: ImageRuntime) -> list[str]:
+    lines = [f"EXPOSE {port}" for port in runtime.expose]
+    if runtime.volumes:
+        lines.append(f"VOLUME {json.dumps(list(runtime.volumes))}")
+    if runtime.stop_signal:
+        if not re.fullmatch(r"SIG[A-Z0-9]+", runtime.stop_signal):
+            raise InvalidInput(f"not a signal name: {runtime.stop_signal!r}")
+        lines.append(f"STOPSIGNAL {runtime.stop_signal}")
+    if runtime.entrypoint:
+        lines.append(f"ENTRYPOINT {json.dumps(list(runtime.entrypoint))}")
+    lines.append(f"CMD {json.dumps(list(runtime.cmd))}")
+    return lines
 
 
 def quote_value(value: str) -> str:

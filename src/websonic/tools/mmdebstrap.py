@@ -59,7 +59,20 @@ def site_user_hook(uid: int = SITE_UID, name: str = SITE_USER) -> str:
     Written straight into the account files so the base needs no ``passwd`` package, and the
     result does not depend on the date (useradd would write today's date into /etc/shadow).
     """
-    passwd = f"{name}:x:{uid}:{uid}:{name}:/srv/site:/usr/sbin/nologin"
+    return (
+        account_hook(name, uid, home="/srv/site", shell="/usr/sbin/nologin")
+        + '; mkdir -p "$1"/srv/site && chmod 0755 "$1"/srv/site'
+    )
+
+
+def account_hook(name: str, uid: int, *, home: str, shell: str, gecos: str | None = None) -> str:
+    """A hook adding user and group ``name`` with id ``uid`` unless they exist (idempotent).
+
+    As an essential hook (before the remaining packages are installed) it fixes the id of a
+    user that a package's maintainer script would otherwise create with the next free id: the
+    scripts keep an existing user.
+    """
+    passwd = f"{name}:x:{uid}:{uid}:{gecos or name}:{home}:{shell}"
     group = f"{name}:x:{uid}:"
     shadow = f"{name}:*:0:0:99999:7:::"
     return (
@@ -68,8 +81,7 @@ def site_user_hook(uid: int = SITE_UID, name: str = SITE_USER) -> str:
         f'if [ -e "$1"/etc/shadow ] && ! grep -q \'^{name}:\' "$1"/etc/shadow; then '
         f'echo {shlex.quote(shadow)} >> "$1"/etc/shadow; fi; '
         f'if [ -e "$1"/etc/gshadow ] && ! grep -q \'^{name}:\' "$1"/etc/gshadow; then '
-        f'echo {shlex.quote(name + ":!::")} >> "$1"/etc/gshadow; fi; '
-        'mkdir -p "$1"/srv/site && chmod 0755 "$1"/srv/site'
+        f'echo {shlex.quote(name + ":!::")} >> "$1"/etc/gshadow; fi'
     )
 
 
@@ -99,10 +111,13 @@ def mmdebstrap(
     variant: str = "apt",
     customize_hooks: Sequence[str] = (),
     components: Sequence[str] = ("main",),
+    essential_hooks: Sequence[str] = (),
 ) -> Command:
     """``mmdebstrap`` writing a tarball of a Debian root filesystem to ``output``.
 
     ``output`` must end in ``.tar`` (mmdebstrap picks the format from the name).
+    ``essential_hooks`` run after the essential packages are installed, before the others;
+    ``customize_hooks`` at the end.
     """
     if not str(output).endswith(".tar"):
         raise ValueError(f"output must end in .tar: {output}")
@@ -121,6 +136,8 @@ def mmdebstrap(
     ]
     if packages:
         argv.append(f"--include={','.join(packages)}")
+    for hook in essential_hooks:
+        argv.append(f"--essential-hook={hook}")
     for hook in customize_hooks:
         argv.append(f"--customize-hook={hook}")
     argv += [suite, str(output), mirror]

@@ -118,3 +118,30 @@ def test_quote_value_refuses_newlines():
     assert buildah.quote_value("a\\b") == '"a\\\\b"'
     with pytest.raises(InvalidInput):
         buildah.quote_value("two\nlines")
+
+
+def test_base_containerfile_of_a_service():
+    runtime = buildah.ImageRuntime(
+        entrypoint=("/usr/local/bin/websonic-db",),
+        cmd=("serve",),
+        expose=("5432/tcp",),
+        volumes=("/var/lib/websonic-db",),
+        stop_signal="SIGINT",
+    )
+    text = buildah.base_containerfile(rootfs="rootfs.tar", labels={}, env={}, runtime=runtime)
+    assert text.splitlines()[2:] == [
+        "EXPOSE 5432/tcp",
+        'VOLUME ["/var/lib/websonic-db"]',
+        "STOPSIGNAL SIGINT",
+        'ENTRYPOINT ["/usr/local/bin/websonic-db"]',
+        'CMD ["serve"]',
+    ]
+    with pytest.raises(InvalidInput):
+        buildah.base_containerfile(
+            rootfs="r.tar", labels={}, env={}, runtime=buildah.ImageRuntime(stop_signal="INT\n")
+        )
+
+
+def test_base_containerfile_of_a_kind_ends_with_bash():
+    text = buildah.base_containerfile(rootfs="rootfs.tar", labels={}, env={})
+    assert text == 'FROM scratch\nADD rootfs.tar /\nCMD ["/bin/bash"]\n'

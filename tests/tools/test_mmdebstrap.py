@@ -140,3 +140,38 @@ def test_cleanup_hook_removes_non_reproducible_files(tmp_path):
     assert (tmp_path / "etc/machine-id").read_text() == ""
     assert (tmp_path / "var/lib/dpkg/status").read_text() == "keep"
     assert (tmp_path / "var/log/caddy").is_dir()  # package folders stay
+
+
+def test_essential_hooks_come_before_customize_hooks():
+    cmd = mm.mmdebstrap(
+        suite="bookworm",
+        mirror="http://deb.debian.org/debian",
+        packages=["postgresql-15"],
+        output=Path("/cache/pg.tar"),
+        epoch=0,
+        essential_hooks=["echo early"],
+        customize_hooks=["echo late"],
+    )
+    argv = list(cmd.argv)
+    assert argv.index("--essential-hook=echo early") < argv.index("--customize-hook=echo late")
+
+
+def test_account_hook_adds_a_fixed_id_user_once(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (tmp_path / "etc/group").write_text("root:x:0:\n")
+    hook = mm.account_hook(
+        "postgres", 999, home="/var/lib/postgresql", login_shell="/bin/bash", gecos="PostgreSQL"
+    )
+    _run_hook(hook, tmp_path)
+    _run_hook(hook, tmp_path)
+    passwd = (tmp_path / "etc/passwd").read_text().splitlines()
+    assert passwd.count("postgres:x:999:999:PostgreSQL:/var/lib/postgresql:/bin/bash") == 1
+    assert (tmp_path / "etc/group").read_text().splitlines().count("postgres:x:999:") == 1
+    assert not (tmp_path / "etc/shadow").exists()  # made later by the passwd package
+
+
+def test_site_user_hook_is_the_account_hook_and_the_site_folder():
+    hook = mm.site_user_hook()
+    account = mm.account_hook("site", 10001, home="/srv/site", login_shell="/usr/sbin/nologin")
+    assert hook == account + '; mkdir -p "$1"/srv/site && chmod 0755 "$1"/srv/site'

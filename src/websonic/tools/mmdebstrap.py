@@ -60,19 +60,21 @@ def site_user_hook(uid: int = SITE_UID, name: str = SITE_USER) -> str:
     result does not depend on the date (useradd would write today's date into /etc/shadow).
     """
     return (
-        account_hook(name, uid, home="/srv/site", shell="/usr/sbin/nologin")
+        account_hook(name, uid, home="/srv/site", login_shell="/usr/sbin/nologin")
         + '; mkdir -p "$1"/srv/site && chmod 0755 "$1"/srv/site'
     )
 
 
-def account_hook(name: str, uid: int, *, home: str, shell: str, gecos: str | None = None) -> str:
+def account_hook(
+    name: str, uid: int, *, home: str, login_shell: str, gecos: str | None = None
+) -> str:
     """A hook adding user and group ``name`` with id ``uid`` unless they exist (idempotent).
 
     As an essential hook (before the remaining packages are installed) it fixes the id of a
     user that a package's maintainer script would otherwise create with the next free id: the
     scripts keep an existing user.
     """
-    passwd = f"{name}:x:{uid}:{uid}:{gecos or name}:{home}:{shell}"
+    passwd = f"{name}:x:{uid}:{uid}:{gecos or name}:{home}:{login_shell}"
     group = f"{name}:x:{uid}:"
     shadow = f"{name}:*:0:0:99999:7:::"
     return (

@@ -24,13 +24,13 @@ import shutil
 import tarfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from websonic.builds import services
 from websonic.core.errors import BuildFailed, InvalidInput
 from websonic.core.runner import LineSink, Runner
-from websonic.builds import services
 from websonic.tools import buildah, mmdebstrap
 
 #: Bump when the recipe (hooks, options) changes in a way that must invalidate cached tarballs.
@@ -153,7 +153,7 @@ class BaseImageSpec:
     variant: str = "essential"
     hooks: tuple[str, ...] = ()
     essential_hooks: tuple[str, ...] = ()  # before the packages beyond the essential ones
-    runtime: buildah.ImageRuntime = buildah.ImageRuntime()
+    runtime: buildah.ImageRuntime = field(default_factory=buildah.ImageRuntime)
 
     @property
     def image(self) -> str:

@@ -32,6 +32,7 @@ def test_sign_and_verify(tmp_path: Path) -> None:
         "reference": "acme/shop:3",
         "manifest_digest": DIGEST,
         "sbom_digest": SBOM,
+        "services": {},
     }
     forged = signing.make_payload("acme/shop", 3, "sha256:" + "ef" * 32, SBOM)
     with pytest.raises(VerificationFailed):
@@ -66,3 +67,35 @@ def test_openssl_verifies_offline(tmp_path: Path) -> None:
     (tmp_path / "payload.json").write_bytes(payload.replace(b"acme/shop:1", b"acme/shop:2"))
     bad = subprocess.run(argv, capture_output=True, text=True)
     assert bad.returncode != 0
+
+
+def test_a_payload_without_services_is_unchanged() -> None:
+    """Releases signed before service images existed keep byte-identical payloads."""
+    expected = (
+        '{"critical":{"identity":{"docker-reference":"acme/shop:3"},'
+        f'"image":{{"docker-manifest-digest":"{DIGEST}"}},'
+        '"type":"websonic release signature"},'
+        f'"optional":{{"sbom-digest":"{SBOM}"}}}}'
+    ).encode()
+    assert signing.make_payload("acme/shop", 3, DIGEST, SBOM) == expected
+    assert signing.make_payload("acme/shop", 3, DIGEST, SBOM, {}) == expected
+
+
+def test_the_signature_covers_the_service_images(tmp_path: Path) -> None:
+    signer = signing.create_key(tmp_path)
+    postgres = "sha256:" + "12" * 32
+    payload = signing.make_payload("acme/shop", 3, DIGEST, SBOM, {"postgresql": postgres})
+    assert (
+        b'"optional":{"sbom-digest":"' + SBOM.encode() + b'","services":{"postgresql":' in payload
+    )
+    assert signing.read_payload(payload)["services"] == {"postgresql": postgres}
+    signature = signer.sign(payload)
+    signing.verify(signer.public, payload, signature)
+    swapped = signing.make_payload(
+        "acme/shop", 3, DIGEST, SBOM, {"postgresql": "sha256:" + "34" * 32}
+    )
+    with pytest.raises(VerificationFailed):
+        signing.verify(signer.public, swapped, signature)
+    without = signing.make_payload("acme/shop", 3, DIGEST, SBOM)
+    with pytest.raises(VerificationFailed):
+        signing.verify(signer.public, without, signature)

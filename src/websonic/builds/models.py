@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from websonic.core.db import Base, utcnow
@@ -50,6 +50,10 @@ class Release(Base):
     signed_payload: Mapped[str] = mapped_column(Text)  # the exact bytes that were signed
     signing_key_id: Mapped[str] = mapped_column(String(80))
     sbom_digest: Mapped[str] = mapped_column(String(80))  # blob in the OCI layout
+    #: The database service images the release runs with (none for sqlite/none sites), each
+    #: {"engine", "version", "digest", "config_digest", "size", "layers": [{"digest", "size",
+    #: "diff_id"}]}; "digest" is the manifest digest in the OCI layout (and the registry).
+    services: Mapped[list[Any]] = mapped_column(default=list, server_default=text("'[]'"))
     build_log: Mapped[str | None] = mapped_column(String(500))  # path under the state folder
     build_seconds: Mapped[float] = mapped_column(default=0.0)
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))

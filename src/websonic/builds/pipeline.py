@@ -1,5 +1,9 @@
 """Building a release: source snapshot -> buildah (reproducible) -> OCI layout -> SBOM -> signature.
 
+A site whose manifest names a database server (``services.database``: postgresql, mariadb)
+gets the newest service image of that engine copied into the OCI layout with it, recorded in
+``Release.services`` and named in the signed payload.
+
 Nothing is registered until every step has succeeded: a failed or killed build leaves no
 release, and the job's log says why.
 """
@@ -14,12 +18,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from websonic.audit.service import record
-from websonic.builds import kinds, signing
+from websonic.builds import kinds, services, signing
 from websonic.builds.models import BaseImage, Release
 from websonic.builds.oci import ImageInfo, OciLayout, layout_ref
 from websonic.builds.sbom import make_sbom
@@ -72,11 +77,14 @@ def build_release(
         )
         manifest, _detected = load_manifest(snap.path)
         base = _base_for(platform, manifest)
+        service_bases = _services_for(platform, manifest)
         containerfile = _write_containerfile(work, snap, manifest, base)
         image = f"localhost/websonic/build/{build.repository}:job-{job_id}-{secrets.token_hex(4)}"
         progress(0.1, f"building {manifest.kind} site with buildah")
         _buildah_build(runner, containerfile, snap, image, log, progress, platform)
-        return _store_release(platform, build, snap, base, image, job_id, actor, started, progress)
+        return _store_release(
+            platform, build, snap, base, service_bases, image, job_id, actor, started, progress
+        )
     except ToolFailed as exc:
         raise BuildFailed(
             f"The build of {build.repository} failed: {exc.message}", hint=_tail(exc.stderr)
@@ -103,26 +111,44 @@ def _input(platform: Platform, site_id: int, ref: str | None) -> BuildInput:
 def _base_for(platform: Platform, manifest: Manifest) -> BaseImage | None:
     if manifest.kind == "containerfile":
         return None
+    base = _newest_base(platform, manifest.kind, f"{manifest.kind} sites")
+    _require_local(platform, base)
+    return base
+
+
+def _services_for(platform: Platform, manifest: Manifest) -> list[BaseImage]:
+    """The service image of the site's database server (none for sqlite and none).
+
+    The image must be in local storage unless the release store has it already."""
+    engine = manifest.services.database
+    if engine not in services.SERVICE_KINDS:
+        return []
+    base = _newest_base(platform, engine, f"the {engine} database of this site")
+    if services.stored_manifest(OciLayout(platform.settings.oci_dir), engine, base.digest) is None:
+        _require_local(platform, base)
+    return [base]
+
+
+def _newest_base(platform: Platform, kind: str, what: str) -> BaseImage:
     with platform.sessions() as session:
         base = session.scalar(
-            select(BaseImage)
-            .where(BaseImage.kind == manifest.kind)
-            .order_by(BaseImage.id.desc())
-            .limit(1)
+            select(BaseImage).where(BaseImage.kind == kind).order_by(BaseImage.id.desc()).limit(1)
         )
     if base is None:
         raise BuildFailed(
-            f"There is no base image for {manifest.kind} sites yet.",
-            hint=f"Make it with: websonic base build {manifest.kind}",
+            f"There is no base image for {what} yet.",
+            hint=f"Make it with: websonic base build {kind}",
         )
+    return base
+
+
+def _require_local(platform: Platform, base: BaseImage) -> None:
     exists = platform.runner.run(Command.of("podman", "image", "exists", base.digest), check=False)
     if not exists.ok:
         raise BuildFailed(
-            f"The {manifest.kind} base image {base.digest[:19]} is no longer in "
-            "the local image store.",
-            hint=f"Make it again with: websonic base build {manifest.kind}",
+            f"The {base.kind} base image {base.digest[:19]} is no longer in the local image store.",
+            hint=f"Make it again with: websonic base build {base.kind}",
         )
-    return base
 
 
 def pin_epoch(containerfile: str, epoch: int) -> str:
@@ -199,6 +225,7 @@ def _store_release(
     build: BuildInput,
     snap: sources.Snapshot,
     base: BaseImage | None,
+    service_bases: list[BaseImage],
     image: str,
     job_id: int | None,
     actor: str,
@@ -215,6 +242,7 @@ def _store_release(
             error="skopeo could not store the image",
         )
         info = layout.image_info(layout.manifest_for_ref(ref_name))
+        stored = _store_services(platform.runner, layout, service_bases, progress)
         progress(0.92, "writing the SBOM and signing")
         sbom_digest = layout.write_blob(
             make_sbom(
@@ -233,6 +261,7 @@ def _store_release(
             snap,
             base,
             info,
+            stored,
             number,
             sbom_digest,
             job_id,
@@ -249,6 +278,19 @@ def _store_release(
     keep_as_cache(platform.runner, image, build.repository, platform.settings.home)
     progress(1.0, f"release {number}: {info.manifest_digest}")
     return release
+
+
+def _store_services(
+    runner: Runner, layout: OciLayout, bases: list[BaseImage], progress: Progress
+) -> list[dict[str, Any]]:
+    """Each service image into the layout (once: content-addressed), described for the record."""
+    stored = []
+    for base in bases:
+        progress(0.88, f"storing the {base.kind} service image")
+        stored.append(
+            services.store_service_image(runner, layout, base.kind, base.digest, base.packages)
+        )
+    return stored
 
 
 def keep_as_cache(runner: Runner, image: str, repository: str, home: Path) -> None:
@@ -276,12 +318,19 @@ def _record(
     snap: sources.Snapshot,
     base: BaseImage | None,
     info: ImageInfo,
+    stored_services: list[dict[str, Any]],
     number: int,
     sbom_digest: str,
     job_id: int | None,
     seconds: float,
 ) -> Release:
-    payload = signing.make_payload(build.repository, number, info.manifest_digest, sbom_digest)
+    payload = signing.make_payload(
+        build.repository,
+        number,
+        info.manifest_digest,
+        sbom_digest,
+        services.service_digests(stored_services),
+    )
     release = Release(
         site_id=build.site_id,
         number=number,
@@ -298,6 +347,7 @@ def _record(
         signed_payload=payload.decode("utf-8"),
         signing_key_id=platform.signer.key_id,
         sbom_digest=sbom_digest,
+        services=stored_services,
         build_log=f"logs/job-{job_id}.log" if job_id else None,
         build_seconds=round(seconds, 3),
         job_id=job_id,

@@ -13,8 +13,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -85,29 +87,48 @@ def load_public(path: Path) -> Ed25519PublicKey:
     return public
 
 
-def make_payload(repository: str, release: int, manifest_digest: str, sbom_digest: str) -> bytes:
-    """The exact bytes that are signed (canonical JSON: sorted keys, no spaces)."""
+def make_payload(
+    repository: str,
+    release: int,
+    manifest_digest: str,
+    sbom_digest: str,
+    services: Mapping[str, str] | None = None,
+) -> bytes:
+    """The exact bytes that are signed (canonical JSON: sorted keys, no spaces).
+
+    ``services`` (engine -> manifest digest of its service image) is signed too; it is left
+    out when empty, so the payload of a release without services is what it always was.
+    """
+    optional: dict[str, Any] = {"sbom-digest": sbom_digest}
+    if services:
+        optional["services"] = dict(services)
     statement = {
         "critical": {
             "identity": {"docker-reference": f"{repository}:{release}"},
             "image": {"docker-manifest-digest": manifest_digest},
             "type": PAYLOAD_TYPE,
         },
-        "optional": {"sbom-digest": sbom_digest},
+        "optional": optional,
     }
     return json.dumps(statement, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def read_payload(payload: bytes) -> dict[str, str]:
-    """The claims of a payload: reference, manifest digest, sbom digest."""
+def read_payload(payload: bytes) -> dict[str, Any]:
+    """The claims of a payload: reference, manifest digest, SBOM digest (str) and services
+    (engine -> manifest digest; empty when the payload names none)."""
     data = json.loads(payload)
     critical = data["critical"]
     if critical.get("type") != PAYLOAD_TYPE:
         raise VerificationFailed("The signed payload is not a WebSonic release signature.")
+    optional = data.get("optional", {})
+    services = optional.get("services", {})
+    if not isinstance(services, dict):
+        raise VerificationFailed("The signed payload's services are not a mapping.")
     return {
         "reference": critical["identity"]["docker-reference"],
         "manifest_digest": critical["image"]["docker-manifest-digest"],
-        "sbom_digest": data.get("optional", {}).get("sbom-digest", ""),
+        "sbom_digest": optional.get("sbom-digest", ""),
+        "services": {str(k): str(v) for k, v in services.items()},
     }
 
 

@@ -1,16 +1,19 @@
-"""Verifying a stored release: every blob's digest, the manifest, the SBOM and the signature."""
+"""Verifying a stored release: every blob's digest, the manifest, the SBOM, the database
+service images it carries and the signature."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from websonic.builds import signing
 from websonic.builds.models import Release
 from websonic.builds.oci import OciLayout
+from websonic.builds.services import service_digests
 from websonic.core.errors import WebsonicError
 
 
@@ -49,8 +52,23 @@ def verify_release(
         )
     _check(report, "config digest", lambda: layout.read_blob(release.config_digest))
     _check(report, "SBOM digest", lambda: layout.read_blob(release.sbom_digest))
+    for service in release.services:
+        _check_service(report, layout, service)
     _check(report, "signature", lambda: _signature(release, public, reference))
     return report
+
+
+def _check_service(report: VerifyReport, layout: OciLayout, service: dict[str, Any]) -> None:
+    """The service image's manifest (and what it names), config and every layer."""
+    name = f"{service['engine']} image"
+    _check(report, f"{name} manifest digest", lambda: _manifest_of(layout, service))
+    for layer in service["layers"]:
+        _check(
+            report,
+            f"{name} layer {layer['digest'][:19]}",
+            lambda layer=layer: layout.verify_blob(layer["digest"], layer["size"]),
+        )
+    _check(report, f"{name} config digest", lambda: layout.read_blob(service["config_digest"]))
 
 
 def _check(report: VerifyReport, name: str, action: object) -> None:
@@ -63,11 +81,21 @@ def _check(report: VerifyReport, name: str, action: object) -> None:
 
 
 def _manifest(layout: OciLayout, release: Release) -> None:
-    manifest = json.loads(layout.read_blob(release.digest))
+    _check_manifest(layout, release.digest, release.config_digest, release.layers)
+
+
+def _manifest_of(layout: OciLayout, service: dict[str, Any]) -> None:
+    _check_manifest(layout, service["digest"], service["config_digest"], service["layers"])
+
+
+def _check_manifest(
+    layout: OciLayout, digest: str, config_digest: str, recorded: list[dict[str, Any]]
+) -> None:
+    manifest = json.loads(layout.read_blob(digest))
     layers = [d["digest"] for d in manifest.get("layers", [])]
-    if layers != [layer["digest"] for layer in release.layers]:
+    if layers != [layer["digest"] for layer in recorded]:
         raise ValueError("the manifest's layers differ from the recorded ones")
-    if manifest["config"]["digest"] != release.config_digest:
+    if manifest["config"]["digest"] != config_digest:
         raise ValueError("the manifest's config differs from the recorded one")
 
 
@@ -81,6 +109,8 @@ def _signature(release: Release, public: Ed25519PublicKey, reference: str) -> No
         raise ValueError(f"the signature names {claims['reference']}, not {reference}")
     if claims["sbom_digest"] != release.sbom_digest:
         raise ValueError("the signature's SBOM digest differs from the recorded one")
+    if claims["services"] != service_digests(release.services):
+        raise ValueError("the signature's service images differ from the recorded ones")
 
 
 def write_signature_bundle(release: Release, public_pem: bytes, dest: Path) -> dict[str, Path]:

@@ -5,6 +5,10 @@ looks the release up in the state database and the bytes up in the OCI layout. A
 only if a release of *that* repository names it; its bytes are checked against its digest
 before they are served (``integrity``). Each manifest or blob download (GET, not HEAD) is one
 audit event; so is each refused blob whose bytes no longer match.
+
+A release's database service image (``Release.services``) belongs to the site's repository
+too, by digest only: its manifest under ``/v2/<customer>/<site>/manifests/<digest>``, its
+config and layers as that repository's blobs. No tag names it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from websonic.accounts.sessions import find_session
 from websonic.audit.service import record
 from websonic.builds.models import Release
 from websonic.builds.oci import OciLayout
+from websonic.builds.services import service_blobs
 from websonic.core.errors import NotFound, VerificationFailed
 from websonic.registry import callers, manifests, tokens
 from websonic.registry.access import grant, user_principal
@@ -117,19 +122,25 @@ class Registry:
         return answer
 
     def _resolve(self, repository: Repository, reference: str, accept: list[str]) -> Manifest:
-        for release in _matching(repository.releases, reference):
+        if is_digest(reference):
+            return self._by_digest(repository, reference)
+        for release in _tagged(repository.releases, reference):
             oci = self._oci(release.digest)
-            if reference == release.digest:
-                return oci
             docker = self._to_docker(oci)
-            if is_digest(reference):
-                if docker and docker.digest == reference:
-                    return docker
-                continue
             return docker if docker and manifests.wants_docker(accept) else oci
-        raise RegistryError(
-            404, MANIFEST_UNKNOWN, {"name": repository.name, "reference": reference}
-        )
+        raise _manifest_unknown(repository, reference)
+
+    def _by_digest(self, repository: Repository, digest: str) -> Manifest:
+        """A manifest of the repository (a release's or a service image's), as stored (OCI)
+        or in its Docker form."""
+        stored = manifest_digests(repository.releases)
+        if digest in stored:
+            return self._oci(digest)
+        for candidate in stored:
+            docker = self._to_docker(self._oci(candidate))
+            if docker and docker.digest == digest:
+                return docker
+        raise _manifest_unknown(repository, digest)
 
     def _oci(self, digest: str) -> Manifest:
         try:
@@ -241,21 +252,35 @@ def find_repository(session: Session, name: str) -> Repository:
     return Repository(name, site.customer_id, releases)
 
 
-def _matching(releases: list[Release], reference: str) -> list[Release]:
-    """The releases a reference may name: by digest (any), a number, or ``latest``."""
-    if is_digest(reference):
-        return releases
-    if reference == LATEST:
+def _tagged(releases: list[Release], tag: str) -> list[Release]:
+    """The release a tag names: a number, or ``latest``."""
+    if tag == LATEST:
         return releases[-1:]
-    return [release for release in releases if str(release.number) == reference]
+    return [release for release in releases if str(release.number) == tag]
+
+
+def _manifest_unknown(repository: Repository, reference: str) -> RegistryError:
+    return RegistryError(404, MANIFEST_UNKNOWN, {"name": repository.name, "reference": reference})
+
+
+def manifest_digests(releases: list[Release]) -> list[str]:
+    """Every manifest of these releases, oldest first: each release's, then its services'."""
+    digests: list[str] = []
+    for release in releases:
+        for digest in (release.digest, *(str(s["digest"]) for s in release.services)):
+            if digest not in digests:
+                digests.append(digest)
+    return digests
 
 
 def blob_digests(releases: list[Release]) -> set[str]:
-    """Every blob that belongs to these releases: manifest, config, layers, SBOM."""
+    """Every blob that belongs to these releases: manifest, config, layers, SBOM, and the
+    manifests, configs and layers of their service images."""
     digests: set[str] = set()
     for release in releases:
         digests.update((release.digest, release.config_digest, release.sbom_digest))
         digests.update(str(layer["digest"]) for layer in release.layers)
+        digests.update(service_blobs(release.services))
     return digests
 
 

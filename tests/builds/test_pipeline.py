@@ -207,3 +207,77 @@ def test_a_killed_build_is_marked_failed_and_registers_nothing(cli: Cli, tmp_pat
     while subprocess.run(["pgrep", "-f", "sleep 120"], capture_output=True).returncode == 0:
         assert time.monotonic() < deadline, "the build's tools outlived the killed process"
         time.sleep(0.5)
+
+
+def release_record(cli: Cli, number: int) -> dict:
+    """A release's services and signed payload, as recorded in the state database."""
+    with sqlite3.connect(cli.home / "state.db") as db:
+        services, payload = db.execute(
+            "SELECT services, signed_payload FROM releases WHERE number = ?", (number,)
+        ).fetchone()
+    return {"services": json.loads(services), "payload": json.loads(payload)}
+
+
+def openssl_verifies(files: dict) -> None:
+    subprocess.run(
+        ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", files["public_key"], "-rawin",
+         "-in", files["payload"], "-sigfile", files["signature"]],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def test_a_site_with_a_database_carries_its_service_image(cli: Cli, tmp_path: Path) -> None:
+    """python-shop (PostgreSQL): the release stores, records and signs the service image."""
+    cli.run("base", "build", "python")
+    ref = site_from(cli, "python-shop", tmp_path)
+    err = cli.fails("build", ref, code=9)
+    assert "no base image for the postgresql database" in err
+    assert "websonic base build postgresql" in err
+    assert cli.json("release", "list", ref)["releases"] == []
+
+    cli.run("base", "build", "postgresql")
+    base = next(b for b in cli.json("base", "list")["bases"] if b["kind"] == "postgresql")
+    cli.json("build", ref)
+    services = release_record(cli, 1)["services"]
+    assert [(s["engine"], s["version"]) for s in services] == [("postgresql", "15")]
+    service = services[0]
+    assert service["config_digest"] == base["digest"]
+    assert service["size"] > 50_000_000
+    stored = {e["annotations"]["org.opencontainers.image.ref.name"]: e for e in oci_index(cli)}
+    ref_name = f"websonic_service_postgresql_{base['digest'][7:19]}"
+    assert stored[ref_name]["digest"] == service["digest"]
+
+    # The signature covers it, offline too.
+    files = cli.json("release", "signature", f"{ref}:1", "-o", str(tmp_path / "sig"))
+    payload = json.loads(Path(files["payload"]).read_text())
+    assert payload["optional"]["services"] == {"postgresql": service["digest"]}
+    openssl_verifies(files)
+    report = cli.json("release", "verify", ref)
+    assert report["ok"] is True
+    assert f"postgresql image layer {service['layers'][0]['digest'][:19]}" in {
+        c["name"] for c in report["checks"]
+    }
+
+    # A second release carries the same image, stored once.
+    cli.json("build", ref)
+    assert release_record(cli, 2)["services"] == services
+    assert [e for e in oci_index(cli) if "websonic_service_" in str(e["annotations"])] == [
+        stored[ref_name]
+    ]
+
+    # A tampered service layer is caught, and so is a record that no longer matches the signature.
+    layer = service["layers"][0]["digest"]
+    blob = cli.home / "oci" / "blobs" / "sha256" / layer.removeprefix("sha256:")
+    original = blob.read_bytes()
+    blob.write_bytes(original[:100] + bytes([original[100] ^ 1]) + original[101:])
+    proc = cli.run("release", "verify", ref, "--json", check=False)
+    assert proc.returncode == 10
+    failed = [c["name"] for c in json.loads(proc.stdout)["checks"] if not c["ok"]]
+    assert failed == [f"postgresql image layer {layer[:19]}"]
+    blob.write_bytes(original)
+    assert cli.json("release", "verify", ref)["ok"] is True
+    with sqlite3.connect(cli.home / "state.db") as db:
+        db.execute("UPDATE releases SET services = '[]' WHERE number = 2")
+    proc = cli.run("release", "verify", ref, "--json", check=False)
+    assert proc.returncode == 10
+    assert [c["name"] for c in json.loads(proc.stdout)["checks"] if not c["ok"]] == ["signature"]

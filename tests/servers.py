@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -35,27 +37,34 @@ def wait_until(
         time.sleep(0.3)
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, verify: ssl.SSLContext | bool = True) -> bool:
     try:
-        httpx.get(url + "/login", timeout=2)
+        httpx.get(url + "/login", timeout=2, verify=verify)
     except httpx.HTTPError:
         return False
     return True
 
 
 @contextmanager
-def serving(env: Mapping[str, str]) -> Iterator[str]:
-    """Run `websonic serve` with ``env`` on a free loopback port; yield its base URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "websonic.cli.main", "serve", "--port", str(port)],
-        env=dict(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+def serving(
+    env: Mapping[str, str],
+    *,
+    host: str = "127.0.0.1",
+    tls: tuple[Path, Path, Path] | None = None,
+) -> Iterator[str]:
+    """Run `websonic serve` with ``env`` on a free port of ``host``; yield its base URL.
+
+    ``tls``: (certificate, key, CA) files: serve HTTPS, checked against that CA.
+    """
+    port = free_port(host)
+    argv = [sys.executable, "-m", "websonic.cli.main", "serve", "--host", host, "--port", str(port)]
+    if tls is not None:
+        argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+    proc = subprocess.Popen(argv, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"{'https' if tls else 'http'}://{host}:{port}"
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=tls[2]) if tls else True
     try:
-        wait_until(lambda: _answers(url), 60, "websonic serve did not start", proc)
+        wait_until(lambda: _answers(url, verify), 60, "websonic serve did not start", proc)
         yield url
     finally:
         if proc.poll() is None:

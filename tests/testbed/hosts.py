@@ -97,8 +97,25 @@ class TestNetwork:
             errors.append(result.stderr.strip())
         raise CommandError(f"no free subnet for network {name}: {errors[-3:]}")
 
+    @property
+    def gateway(self) -> str:
+        """This machine's address on the network (where hosts reach services of the tests)."""
+        return str(next(self.subnet.hosts()))
+
+    def bring_up(self, image: str) -> str:
+        """Make the bridge (and the gateway address) exist before any host does: a network's
+        interface appears with its first container, so an idle one holds it. The gateway."""
+        anchor = f"{self.name}-anchor"
+        if podman("container", "exists", anchor, check=False).returncode != 0:
+            podman(
+                "run", "-d", "--name", anchor, "--network", self.name, "--entrypoint", "sleep",
+                image, "infinity", timeout=120,
+            )  # fmt: skip
+        return self.gateway
+
     def remove(self) -> None:
         """Delete the network (hosts on it must be gone already)."""
+        remove_objects("container", [f"{self.name}-anchor"])
         podman("network", "rm", "--force", self.name, check=False, timeout=60)
 
 

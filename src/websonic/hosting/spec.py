@@ -51,7 +51,7 @@ NOT_MEASURED = "not measured yet"
 OS_SUPPORTED = {"debian": "12", "ubuntu": "22.04"}  # /etc/os-release ID -> minimum VERSION_ID
 ARCHITECTURES = ("x86_64",)
 RUNTIME, RUNTIME_MIN_VERSION = "podman", "4.3"
-DATA_PATH = "/var/lib"
+DATA_PATH = "/var/lib/websonic"  # site data; preflight measures its nearest existing parent
 PROXY_PORTS = (80, 443)  # bound by the TLS reverse proxy (Caddy)
 SSH_PORT = 22  # open to the agency only when the customer gives it SSH access
 

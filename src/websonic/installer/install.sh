@@ -145,12 +145,14 @@ state_set() {  # state_set KEY VALUE ...: update the state file atomically
 	[ "$DRY_RUN" = 1 ] && return 0
 	local tmp="$STATE.ws-new"
 	if [ -f "$STATE" ]; then cp "$STATE" "$tmp"; else : >"$tmp"; fi
-	while [ $# -ge 2 ]; do
-		grep -v "^$1=" "$tmp" >"$tmp.2" || true
-		printf '%s=%s\n' "$1" "$2" >>"$tmp.2"
-		mv -f "$tmp.2" "$tmp"
+	while [ $# -ge 2 ]; do  # replace the key's line in place, or add it at the end
+		K=$1 V=$2 awk 'BEGIN {k = ENVIRON["K"]; l = k "=" ENVIRON["V"]}
+			index($0, k "=") == 1 {print l; f = 1; next} {print} END {if (!f) print l}' \
+			"$tmp" >"$tmp.2" && mv -f "$tmp.2" "$tmp" ||
+			die "cannot update $STATE"
 		shift 2
 	done
+	if [ -f "$STATE" ] && cmp -s "$tmp" "$STATE"; then rm -f "$tmp" && return 0; fi
 	chmod 600 "$tmp" && mv -f "$tmp" "$STATE" || die "cannot write $STATE"
 }
 
@@ -1237,6 +1239,7 @@ if [ -z "\$(ls -A "$CADDY_SITES" 2>/dev/null)" ]; then
 fi
 systemctl is-active -q caddy && systemctl reload caddy
 rm -rf "$CONF" "$CERTS_D/$P_REGISTRY" "$LOGDIR/$NAME.log" /var/log/caddy/websonic-$NAME.access.log
+rmdir "$CERTS_D" 2>/dev/null
 if [ \$purge = 1 ]; then rm -rf "$DATA"; echo "removed the data in $DATA"; else
 	[ -d "$DATA" ] && echo "kept the site's data in $DATA (remove it with --purge-data)"; fi
 if [ -z "\$(ls -A "$ETC/sites" 2>/dev/null)" ]; then

@@ -130,6 +130,7 @@ def make_plan(
         tls=tls,
         acme_email=acme_email,
         database=database_of(manifest, release, registry, site, database_mode),
+        data_dir=requirements.data_path,
     )
     check_values(plan)
     return plan

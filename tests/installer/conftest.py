@@ -1,0 +1,145 @@
+"""An agency and its customers' servers, for the installer's end-to-end tests.
+
+The agency is one state folder for the whole session, with `websonic serve` running over HTTPS
+(a certificate of a private CA, as an agency with its own PKI has) on the test network's
+gateway, where the disposable servers reach it: portal, registry and installer endpoints.
+Each test gets fresh servers, registered with `websonic host add`, and its own sites (copies
+of the examples it may edit), so tests do not depend on each other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import EXAMPLES, Cli
+from servers import serving
+from testbed.hosts import HostFactory, TestHost, TestNetwork
+from testbed.image import HostImage
+from testbed.tls import make_server_tls
+
+CADDY_ROOT = "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt"
+_numbers = itertools.count(1)
+
+
+@dataclass
+class AgencyCli(Cli):
+    """The `websonic` command of the agency, which knows its public address and CA."""
+
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return super().env(**self.extra, **extra)
+
+
+@dataclass
+class Agency:
+    cli: AgencyCli
+    url: str
+    ca: Path
+    sources: Path
+
+    def site(self, example: str, *, customer: str = "acme", name: str | None = None) -> Site:
+        """A new site from a private copy of ``examples/<example>`` (the test may edit it)."""
+        slug = name or f"{example.split('-')[-1]}{next(_numbers)}"
+        source = self.sources / f"{customer}-{slug}"
+        shutil.copytree(EXAMPLES / example, source)
+        ref = f"{customer}/{slug}"
+        self.cli.run("site", "add", ref, "--source", str(source))
+        return Site(self, ref, source)
+
+    def token(self, customer: str = "acme", scope: str = "install") -> str:
+        made = self.cli.json("token", "create", customer, "--scope", scope, "--expires", "1d")
+        return str(made["token"])
+
+
+@dataclass
+class Site:
+    agency: Agency
+    ref: str
+    source: Path
+
+    def build(self) -> int:
+        """Build the site's source as it is now; the new release's number."""
+        return int(self.agency.cli.json("build", self.ref)["release"])
+
+    def edit(self, relative: str, change: Callable[[str], str]) -> None:
+        path = self.source / relative
+        path.write_text(change(path.read_text()))
+
+
+@dataclass
+class Server:
+    """A customer's server registered with the agency as ``ref`` (CUSTOMER/NAME)."""
+
+    host: TestHost
+    ref: str
+
+    @property
+    def address(self) -> str:
+        return self.host.address
+
+    def caddy_root(self) -> ssl.SSLContext:
+        """Trust the server's Caddy internal CA (the certificates of ``tls internal``)."""
+        pem = self.host.exec("cat", CADDY_ROOT).stdout
+        return ssl.create_default_context(cadata=pem)
+
+    def get(self, path: str = "/", *, domain: str | None = None, **kwargs: object) -> httpx.Response:
+        """GET over HTTPS, the certificate checked (for ``domain`` when given, via SNI)."""
+        headers = {"Host": domain} if domain else {}
+        extensions = {"sni_hostname": domain} if domain else {}
+        with httpx.Client(verify=self.caddy_root(), timeout=10) as client:
+            return client.get(
+                f"https://{self.address}{path}", headers=headers, extensions=extensions, **kwargs
+            )
+
+    def sh(self, command: str, check: bool = True) -> str:
+        return self.host.ssh(command, check=check).stdout
+
+
+@pytest.fixture(scope="session")
+def agency(
+    host_network: TestNetwork, host_image: HostImage, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Agency]:
+    work = tmp_path_factory.mktemp("agency")
+    gateway = host_network.bring_up(host_image.ref)
+    tls = make_server_tls(work / "tls", gateway)
+    cli = AgencyCli(work / "home")
+    cli.run("init")
+    with serving(cli.env(), host=gateway, tls=tls.files()) as url:
+        cli.extra = {"WEBSONIC_PUBLIC_URL": url, "WEBSONIC_PUBLIC_CA_FILE": str(tls.ca)}
+        cli.run("customer", "add", "acme", "--name", "Acme SA")
+        cli.run("customer", "add", "globex", "--name", "Globex")
+        cli.run("base", "build", "static")
+        yield Agency(cli, url, tls.ca, work / "sources")
+
+
+@pytest.fixture
+def server(agency: Agency, host_factory: HostFactory) -> Server:
+    """A fresh Debian server, registered as acme/<name> (its host key pinned)."""
+    return new_server(agency, host_factory)
+
+
+def new_server(
+    agency: Agency, factory: HostFactory, customer: str = "acme", **options: object
+) -> Server:
+    name = f"srv{next(_numbers)}"
+    host = factory.create(name, **options)  # type: ignore[arg-type]
+    ref = f"{customer}/{name}"
+    agency.cli.run("host", "add", ref, "--ssh", host.ssh_target(), "--key", str(host.key_path))
+    return Server(host, ref)
+
+
+@pytest.fixture
+def brochure(agency: Agency) -> Site:
+    """A static site with one release."""
+    site = agency.site("static-brochure")
+    site.build()
+    return site

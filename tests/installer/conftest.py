@@ -91,7 +91,9 @@ class Server:
         pem = self.host.exec("cat", CADDY_ROOT).stdout
         return ssl.create_default_context(cadata=pem)
 
-    def get(self, path: str = "/", *, domain: str | None = None, **kwargs: object) -> httpx.Response:
+    def get(
+        self, path: str = "/", *, domain: str | None = None, **kwargs: object
+    ) -> httpx.Response:
         """GET over HTTPS, the certificate checked (for ``domain`` when given, via SNI)."""
         headers = {"Host": domain} if domain else {}
         extensions = {"sni_hostname": domain} if domain else {}

@@ -48,7 +48,9 @@ def test_install_from_nothing_rerun_and_uninstall(
     page = server.get("/")
     assert page.status_code == 200 and "Furniture made to last" in page.text
     assert server.get("/healthz").status_code == 200
-    redirect = server.sh(f"curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' http://{server.address}/")
+    redirect = server.sh(
+        f"curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' http://{server.address}/"
+    )
     assert redirect.startswith("308 https://")
     name = brochure.ref.replace("/", "-")
     modes = server.sh(f"stat -c '%a %U %n' /etc/websonic /etc/websonic/sites/{name}/*")

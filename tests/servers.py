@@ -50,13 +50,14 @@ def serving(
     env: Mapping[str, str],
     *,
     host: str = "127.0.0.1",
+    port: int | None = None,
     tls: tuple[Path, Path, Path] | None = None,
 ) -> Iterator[str]:
     """Run `websonic serve` with ``env`` on a free port of ``host``; yield its base URL.
 
     ``tls``: (certificate, key, CA) files: serve HTTPS, checked against that CA.
     """
-    port = free_port(host)
+    port = port or free_port(host)
     argv = [sys.executable, "-m", "websonic.cli.main", "serve", "--host", host, "--port", str(port)]
     if tls is not None:
         argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]

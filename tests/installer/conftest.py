@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from conftest import EXAMPLES, Cli
-from servers import serving
+from servers import free_port, serving
 from testbed.hosts import HostFactory, TestHost, TestNetwork
 from testbed.image import HostImage
 from testbed.tls import make_server_tls
@@ -113,10 +113,12 @@ def agency(
     work = tmp_path_factory.mktemp("agency")
     gateway = host_network.bring_up(host_image.ref)
     tls = make_server_tls(work / "tls", gateway)
+    port = free_port(gateway)
+    url = f"https://{gateway}:{port}"
     cli = AgencyCli(work / "home")
+    cli.extra = {"WEBSONIC_PUBLIC_URL": url, "WEBSONIC_PUBLIC_CA_FILE": str(tls.ca)}
     cli.run("init")
-    with serving(cli.env(), host=gateway, tls=tls.files()) as url:
-        cli.extra = {"WEBSONIC_PUBLIC_URL": url, "WEBSONIC_PUBLIC_CA_FILE": str(tls.ca)}
+    with serving(cli.env(), host=gateway, port=port, tls=tls.files()):
         cli.run("customer", "add", "acme", "--name", "Acme SA")
         cli.run("customer", "add", "globex", "--name", "Globex")
         cli.run("base", "build", "static")

@@ -25,7 +25,7 @@ class ServerTls:
 
 _CA_USAGE = x509.KeyUsage(
     digital_signature=False, content_commitment=False, key_encipherment=False,
-    data_agreement=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
     encipher_only=False, decipher_only=False,
 )  # fmt: skip
 

@@ -309,7 +309,7 @@ portal_get() {  # portal_get PATH OUTPUT: GET PORTAL/PATH with the token; dies w
 		--config "$WORK/curl.conf" -o "$2" -w '%{http_code}' "$PORTAL/$1" 2>"$WORK/curl.err")
 	rc=$?
 	if [ $rc -ne 0 ]; then
-		die "cannot reach the portal at $PORTAL: $(tail -n 1 "$WORK/curl.err")" \
+		die "cannot reach the portal at $PORTAL: $(head -n 1 "$WORK/curl.err")" \
 			"Check this server's network route (and DNS, firewall) to the portal." "$E_REGISTRY"
 	fi
 	case $code in
@@ -578,7 +578,7 @@ registry_check() {
 	registry_curl_ca
 	code=$(curl -sS --connect-timeout 10 --max-time 30 --config "$WORK/ca-curl.conf" -o /dev/null \
 		-D "$WORK/v2.headers" -w '%{http_code}' "$base/v2/" 2>"$WORK/curl.err") ||
-		die "cannot reach the registry at $P_REGISTRY: $(tail -n 1 "$WORK/curl.err")" \
+		die "cannot reach the registry at $P_REGISTRY: $(head -n 1 "$WORK/curl.err")" \
 			"Check this server's network route (DNS, firewall, proxy) to $P_REGISTRY." "$E_REGISTRY"
 	realm=$(sed -n 's/^[Ww][Ww][Ww]-[Aa]uthenticate: *Bearer .*realm="\([^"]*\)".*/\1/p' \
 		"$WORK/v2.headers" | tr -d '\r')

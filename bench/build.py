@@ -27,6 +27,8 @@ from common import CONTAINERS_CONF, ROOT, WebSonic, machine, median, run, timed,
 
 CA = "/etc/ssl/certs/ca-certificates.crt"
 KIND_OF = {"static-brochure": "static", "python-shop": "python", "php-guestbook": "php"}
+#: Releases of sites with a database server carry its service image (docs/service-images.md).
+SERVICE_OF = {"python-shop": ("postgresql",), "php-guestbook": ("mariadb",)}
 EDITED = {
     "static-brochure": "about.html",
     "python-shop": "wsgi.py",
@@ -79,7 +81,7 @@ def bench_example(example: str, rounds: int, work: Path) -> dict[str, dict[str, 
     times: dict[str, dict[str, list[float]]] = {"websonic": {}, "podman": {}}
     ws = WebSonic(work / "home")
     ws("init")
-    ws("base", "build", KIND_OF[example])
+    ws("base", "build", KIND_OF[example], *SERVICE_OF.get(example, ()))
     ws("customer", "add", "bench")
     for r in range(rounds):
         order = ["websonic", "podman"] if r % 2 == 0 else ["podman", "websonic"]

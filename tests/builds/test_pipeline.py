@@ -66,7 +66,7 @@ def test_no_change_rebuild_is_identical_and_listed(cli: Cli, tmp_path: Path) -> 
 
 
 def test_editing_a_page_rebuilds_only_the_last_layers(cli: Cli, tmp_path: Path) -> None:
-    cli.run("base", "build", "python")
+    cli.run("base", "build", "python", "postgresql")  # python-shop's release carries PostgreSQL
     ref = site_from(cli, "python-shop", tmp_path)
     cli.run("build", ref)
     page = next(

@@ -117,7 +117,7 @@ def list_(
     as_json: bool = JsonOption,
 ) -> None:
     """Deployments of a site, oldest first: release, outcome, duration."""
-    with get(ctx).platform.sessions() as session:
+    with get(ctx).platform.transaction() as session:
         rows = [deployment_data(d) for d in deploys.list_deployments(session, site, host)]
     if as_json:
         emit_json({"deployments": rows})

@@ -17,7 +17,8 @@ Generated from the commands themselves by `python -m websonic.cli.reference cli 
 `--json` and then prints one JSON object on stdout. Exit codes: 0 success, 1 failure,
 2 invalid input, 3 not found, 4 already exists, 5 state folder not initialised, 6 tool
 missing, 7 tool failed, 8 source unreadable, 9 build failed, 10 verification failed,
-11 permission denied, 12 server unreachable or login refused, 13 server host key changed.
+11 permission denied or token refused, 12 server unreachable or login refused, 13 server
+host key changed, 14 deployment failed (the previous release, if any, keeps serving).
 """
 
 

@@ -30,8 +30,8 @@ from websonic.hosting import hosts, preflight, spec
 from websonic.hosting.models import Deployment, DeploymentStatus, Host
 from websonic.installer import plan as plans
 from websonic.installer.bundle import Bundle, make_bundle, runner_script
-from websonic.jobs.models import Job
-from websonic.jobs.service import JobReporter
+from websonic.jobs.models import Job, JobStatus
+from websonic.jobs.service import INTERRUPTED, JobReporter
 from websonic.platform import Platform
 from websonic.sites.models import Site
 from websonic.sites.service import get_site, secret_values
@@ -93,6 +93,7 @@ def submit_deploy(session: Session, request: DeployRequest, *, actor: str) -> Jo
     from websonic.jobs import service as jobs
 
     check_request(request)
+    reap_interrupted(session)
     site, host = site_and_host(session, request.site, request.host)
     plans.check_options(request.tls, request.acme_email, request.database_mode)
     spec.check_domains(request.domains)
@@ -113,6 +114,19 @@ def submit_deploy(session: Session, request: DeployRequest, *, actor: str) -> Jo
         customer_id=site.customer_id,
         site_id=site.id,
     )
+
+
+def reap_interrupted(session: Session) -> list[int]:
+    """Deployments whose job ended without them (a killed `websonic deploy`): failed."""
+    stale = session.execute(
+        select(Deployment, Job)
+        .join(Job, Deployment.job_id == Job.id)
+        .where(Deployment.status == DeploymentStatus.RUNNING, Job.status == JobStatus.FAILED)
+    ).all()
+    for deployment, job in stale:
+        deployment.status, deployment.finished_at = DeploymentStatus.FAILED, utcnow()
+        deployment.detail = job.error or INTERRUPTED
+    return [deployment.id for deployment, _ in stale]
 
 
 def site_and_host(session: Session, site_ref: str, host_ref: str) -> tuple[Site, Host]:
@@ -500,6 +514,7 @@ def _hint(outcome: Outcome) -> str:
 def list_deployments(
     session: Session, site_ref: str, host_ref: str | None = None
 ) -> list[Deployment]:
+    reap_interrupted(session)
     site = get_site(session, site_ref)
     query = select(Deployment).where(Deployment.site_id == site.id)
     if host_ref is not None:

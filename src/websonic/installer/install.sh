@@ -240,7 +240,8 @@ start_log() {
 		LOG="$LOGDIR/$NAME.log"
 	fi
 	mkfifo "$WORK/log.fifo" || die "cannot create a pipe in $WORK"
-	tee -a "$LOG" <"$WORK/log.fifo" &
+	# -p: when the SSH connection that started us drops, go on writing the log, and finish.
+	tee -p -a "$LOG" <"$WORK/log.fifo" &
 	TEE_PID=$!
 	exec >"$WORK/log.fifo" 2>&1
 	say "$(date -u +%Y-%m-%dT%H:%M:%SZ) $MODE of $SITE$([ "$DRY_RUN" = 1 ] && echo ' (dry run)')"
@@ -638,14 +639,21 @@ ensure_packages() {  # ensure_packages PACKAGE...: apt-get install the missing o
 	fi
 	say "installing packages:$missing"
 	export DEBIAN_FRONTEND=noninteractive
+	# An earlier run killed during an install leaves dpkg half-done: finish that first.
+	dpkg --configure -a || die "dpkg --configure -a failed" "See the messages above."
 	# shellcheck disable=SC2086
-	if ! apt-get install -y -q --no-install-recommends $missing; then
-		apt-get update -q || die "apt-get update failed" "Check the server's package sources."
-		apt-get install -y -q --no-install-recommends $missing ||
+	if ! apt_get install --no-install-recommends $missing; then
+		apt_get update || die "apt-get update failed" "Check the server's package sources."
+		# shellcheck disable=SC2086
+		apt_get install --no-install-recommends $missing ||
 			die "could not install:$missing" "Check the server's package sources."
 	fi
 	mkdir -p "$ETC" && for p in $missing; do echo "$p"; done >>"$ETC/installed-packages"
 	CHANGED=1
+}
+
+apt_get() {  # waits for another apt/dpkg run (e.g. unattended-upgrades) instead of failing
+	apt-get -y -q -o DPkg::Lock::Timeout=300 "$@"
 }
 
 ensure_runtime() {
@@ -1306,7 +1314,8 @@ run_update() {  # the timer: install the newest release if it is newer than the 
 main() {
 	STARTED=$(date +%s)
 	trap cleanup EXIT
-	trap 'STATUS=failed; say "interrupted"; exit 130' INT TERM HUP
+	trap 'STATUS=failed; say "interrupted"; exit 130' INT TERM
+	trap '' HUP  # a dropped SSH connection does not stop a run half-way
 	umask 022
 	parse_args "$@"
 	need_root "$@"

@@ -91,16 +91,23 @@ class Server:
         pem = self.host.exec("cat", CADDY_ROOT).stdout
         return ssl.create_default_context(cadata=pem)
 
-    def get(
-        self, path: str = "/", *, domain: str | None = None, **kwargs: object
+    def get(self, path: str = "/", *, domain: str | None = None) -> httpx.Response:
+        return self.request("GET", path, domain=domain)
+
+    def post(self, path: str, data: dict[str, str], *, domain: str | None = None) -> httpx.Response:
+        return self.request("POST", path, domain=domain, data=data)
+
+    def request(
+        self, method: str, path: str, *, domain: str | None = None, **kwargs: object
     ) -> httpx.Response:
-        """GET over HTTPS, the certificate checked (for ``domain`` when given, via SNI)."""
+        """Over HTTPS, the certificate checked (for ``domain`` when given, via SNI)."""
         headers = {"Host": domain} if domain else {}
         extensions = {"sni_hostname": domain} if domain else {}
-        with httpx.Client(verify=self.caddy_root(), timeout=10) as client:
-            return client.get(
-                f"https://{self.address}{path}", headers=headers, extensions=extensions, **kwargs
-            )
+        with httpx.Client(verify=self.caddy_root(), timeout=30) as client:
+            return client.request(
+                method, f"https://{self.address}{path}", headers=headers,
+                extensions=extensions, **kwargs,  # type: ignore[arg-type]
+            )  # fmt: skip
 
     def sh(self, command: str, check: bool = True) -> str:
         return self.host.ssh(command, check=check).stdout

@@ -54,6 +54,9 @@ class Release(Base):
     #: {"engine", "version", "digest", "config_digest", "size", "layers": [{"digest", "size",
     #: "diff_id"}]}; "digest" is the manifest digest in the OCI layout (and the registry).
     services: Mapped[list[Any]] = mapped_column(default=list, server_default=text("'[]'"))
+    #: The site's websonic.toml as built (what the installer runs: port, health, volumes, env
+    #: names, database); None for releases made before it was recorded (then: the site's).
+    manifest: Mapped[dict[str, Any] | None]
     build_log: Mapped[str | None] = mapped_column(String(500))  # path under the state folder
     build_seconds: Mapped[float] = mapped_column(default=0.0)
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))

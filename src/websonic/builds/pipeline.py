@@ -83,8 +83,9 @@ def build_release(
         progress(0.1, f"building {manifest.kind} site with buildah")
         _buildah_build(runner, containerfile, snap, image, log, progress, platform)
         return _store_release(
-            platform, build, snap, base, service_bases, image, job_id, actor, started, progress
-        )
+            platform, build, snap, manifest, base, service_bases, image, job_id, actor, started,
+            progress,
+        )  # fmt: skip
     except ToolFailed as exc:
         raise BuildFailed(
             f"The build of {build.repository} failed: {exc.message}", hint=_tail(exc.stderr)
@@ -224,6 +225,7 @@ def _store_release(
     platform: Platform,
     build: BuildInput,
     snap: sources.Snapshot,
+    manifest: Manifest,
     base: BaseImage | None,
     service_bases: list[BaseImage],
     image: str,
@@ -259,6 +261,7 @@ def _store_release(
             platform,
             build,
             snap,
+            manifest,
             base,
             info,
             stored,
@@ -316,6 +319,7 @@ def _record(
     platform: Platform,
     build: BuildInput,
     snap: sources.Snapshot,
+    manifest: Manifest,
     base: BaseImage | None,
     info: ImageInfo,
     stored_services: list[dict[str, Any]],
@@ -348,6 +352,7 @@ def _record(
         signing_key_id=platform.signer.key_id,
         sbom_digest=sbom_digest,
         services=stored_services,
+        manifest=manifest.to_record(),
         build_log=f"logs/job-{job_id}.log" if job_id else None,
         build_seconds=round(seconds, 3),
         job_id=job_id,

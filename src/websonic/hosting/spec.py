@@ -77,10 +77,16 @@ def requirements_for(
     site: Site, release: Release | None, *, domains: Sequence[str] = ()
 ) -> Requirements:
     """What a server must provide for ``site`` (``release``: its newest, None if never built)."""
-    manifest = Manifest.model_validate(site.manifest)
+    manifest = manifest_of(site, release)
     return requirements_from(
         site.ref_name, manifest, image_bytes(release), domains=check_domains(domains)
     )
+
+
+def manifest_of(site: Site, release: Release | None) -> Manifest:
+    """The manifest a release was built from; the site's own before its first build."""
+    recorded = release.manifest if release is not None else None
+    return Manifest.model_validate(recorded or site.manifest)
 
 
 def requirements_from(
@@ -180,7 +186,7 @@ def newest_release(session: Session, site: Site) -> Release | None:
 def build_spec(
     site: Site, release: Release | None, *, domains: Sequence[str] = ()
 ) -> dict[str, Any]:
-    manifest = Manifest.model_validate(site.manifest)
+    manifest = manifest_of(site, release)
     requirements = requirements_for(site, release, domains=domains)
     document = {
         "spec_version": SPEC_VERSION,

@@ -108,7 +108,7 @@ def make_plan(
     now: float | None = None,
 ) -> InstallPlan:
     """The plan to install ``release`` of ``site`` (checked: refuses what the installer can't)."""
-    manifest = Manifest.model_validate(site.manifest)
+    manifest = Manifest.model_validate(release.manifest or site.manifest)
     registry = Registry.from_public_url(public_url)
     check_options(tls, acme_email, database_mode)
     plan = InstallPlan(
@@ -169,7 +169,7 @@ def database_of(
 
 
 def _service_image(release: Release, engine: str) -> dict[str, object]:
-    for service in getattr(release, "services", None) or []:
+    for service in release.services or []:
         if service.get("engine") == engine:
             return dict(service)
     raise InvalidInput(

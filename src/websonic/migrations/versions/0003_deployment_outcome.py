@@ -1,4 +1,4 @@
-"""deployments: action (deploy or rollback) and duration
+"""deployments: action (deploy or rollback) and duration; releases: the manifest built
 
 Revision ID: 0003
 Revises: 0002
@@ -22,9 +22,11 @@ def upgrade() -> None:
             sa.Column("action", sa.String(length=20), nullable=False, server_default="deploy")
         )
         batch.add_column(sa.Column("seconds", sa.Float(), nullable=True))
+    op.add_column("releases", sa.Column("manifest", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("releases", "manifest")
     with op.batch_alter_table("deployments") as batch:
         batch.drop_column("seconds")
         batch.drop_column("action")

@@ -3,6 +3,11 @@
 Each worker thread keeps one keep-alive connection and sends GETs back to back; every answer
 (status) or failure (exception) is recorded with its time, so a test can tell exactly how many
 requests failed and when, and which release answered.
+
+Like Go's net/http, curl and browsers (RFC 9112, 9.3.1), a GET sent on a kept-alive connection
+that the server closed as idle -- "disconnected without sending a response" -- is sent again
+once, on a new connection: a proxy reloading its configuration closes its idle connections.
+Such retries are counted (``retried``), never hidden; any other error is a failure.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from types import TracebackType
 
 import httpx
 
+IDLE_CLOSE = "Server disconnected without sending a response"
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -22,6 +29,7 @@ class Answer:
     status: int  # 0: no answer (connection error, timeout)
     body: str
     error: str = ""
+    retried: bool = False  # answered on a second try: the first connection was closed idle
 
 
 @dataclass
@@ -63,15 +71,27 @@ class Load:
                 self._record(self._one(client, headers, extensions))
 
     def _one(self, client: httpx.Client, headers: dict, extensions: dict) -> Answer:
-        try:
-            response = client.get(self.url, headers=headers, extensions=extensions)
-        except httpx.HTTPError as exc:
-            return Answer(time.monotonic(), 0, "", f"{type(exc).__name__}: {exc}")
-        return Answer(time.monotonic(), response.status_code, response.text[:2000])
+        retried = False
+        for attempt in (1, 2):
+            try:
+                response = client.get(self.url, headers=headers, extensions=extensions)
+            except httpx.RemoteProtocolError as exc:
+                if attempt == 1 and IDLE_CLOSE in str(exc):
+                    retried = True
+                    continue
+                return Answer(time.monotonic(), 0, "", f"{type(exc).__name__}: {exc}", retried)
+            except httpx.HTTPError as exc:
+                return Answer(time.monotonic(), 0, "", f"{type(exc).__name__}: {exc}", retried)
+            break
+        return Answer(time.monotonic(), response.status_code, response.text[:2000], "", retried)
 
     def _record(self, answer: Answer) -> None:
         with self._lock:
             self.answers.append(answer)
+
+    @property
+    def retried(self) -> int:
+        return sum(1 for a in self.answers if a.retried)
 
     @property
     def failed(self) -> list[Answer]:

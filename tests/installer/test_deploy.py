@@ -22,6 +22,9 @@ podman ps -a --format '{{.Names}}'; podman images -q; podman network ls --format
 """
 
 
+ACTIONS = ("deploy", "rollback")
+
+
 def deploy(agency: Agency, site: Site, server: Server, *args: str) -> dict:
     return agency.cli.json("deploy", site.ref, "--host", server.ref, *args)
 
@@ -99,6 +102,18 @@ def test_update_under_load_then_rollback_fail_no_request(agency: Agency, server:
     assert actions == [
         ("deploy", 1, "succeeded"), ("deploy", 2, "succeeded"), ("rollback", 1, "succeeded"),
     ]  # fmt: skip
+    events = agency.cli.json("audit", "list", "--customer", "acme", "--limit", "1000")["events"]
+    mine = [
+        e for e in events
+        if e["target"].startswith(f"{site.ref}:") and e["action"].split(".")[0] in ACTIONS
+    ]  # fmt: skip
+    assert [e["action"] for e in reversed(mine)] == [
+        "deploy.start", "deploy.succeeded", "deploy.start", "deploy.succeeded",
+        "rollback.start", "rollback.succeeded",
+    ]  # fmt: skip
+    assert all(e["detail"]["seconds"] > 0 for e in mine if e["action"].endswith("succeeded"))
+    revoked = [e for e in events if e["action"] == "token.revoke"]
+    assert len(revoked) >= 3  # every deploy's short-lived pull token is revoked after it
 
 
 def test_unhealthy_release_is_rolled_back_and_the_site_keeps_answering(

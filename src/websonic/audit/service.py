@@ -34,9 +34,16 @@ def record(
 
 
 def recent(
-    session: Session, *, customer_id: int | None = None, limit: int = 100
+    session: Session,
+    *,
+    customer_id: int | None = None,
+    action: str | None = None,
+    limit: int = 100,
 ) -> list[AuditEvent]:
+    """The newest events, optionally of one customer and/or actions starting with ``action``."""
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if customer_id is not None:
         query = query.where(AuditEvent.customer_id == customer_id)
+    if action:
+        query = query.where(AuditEvent.action.startswith(action, autoescape=True))
     return list(session.scalars(query))

@@ -30,7 +30,7 @@ def run_build(platform: Platform, job: Job, reporter: JobReporter) -> dict[str, 
 
 def run_base_build(platform: Platform, job: Job, reporter: JobReporter) -> dict[str, Any]:
     """Build the base image of each kind in ``params["kinds"]``, recording each by digest."""
-    kinds = list(job.params.get("kinds") or bases.BASE_KINDS)
+    kinds = list(job.params.get("kinds") or bases.ALL_KINDS)
     built = {}
     for index, kind in enumerate(kinds):
         reporter.progress(index / len(kinds), f"building the {kind} base image")

@@ -132,6 +132,10 @@ def release_data(release: Release) -> dict[str, Any]:
         "revision": release.source_revision,
         "epoch": release.source_epoch,
         "sbom_digest": release.sbom_digest,
+        "services": [
+            {"engine": s["engine"], "version": s["version"], "digest": s["digest"]}
+            for s in release.services or []
+        ],
         "signing_key": release.signing_key_id,
         "tool_versions": release.tool_versions,
         "build_seconds": release.build_seconds,

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from websonic import __version__
 from websonic.cli import (
+    audit,
     builds,
     customers,
     deploy,
@@ -42,6 +43,7 @@ app.add_typer(images.app, name="image")
 app.add_typer(hosts.app, name="host")
 app.command("spec")(spec.spec)
 deploy.register(app)
+app.add_typer(audit.app, name="audit")
 
 
 def _version(value: bool) -> None:

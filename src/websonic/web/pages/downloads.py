@@ -19,6 +19,7 @@ from websonic.accounts import access
 from websonic.builds import exports
 from websonic.builds.signing import public_pem
 from websonic.web.auth import Viewer, client_addr, page_viewer, platform_of
+from websonic.web.pages.install import public_url
 from websonic.web.templating import render
 
 router = APIRouter()
@@ -36,6 +37,7 @@ def downloads(customer: str, site: str, request: Request, viewer: PageViewer) ->
             "site": found,
             "rows": exports.downloads_of(platform, list(found.releases)),
             "host": request.url.netloc,
+            "portal": public_url(request),
         }
         return render(request, "downloads.html", context)
 

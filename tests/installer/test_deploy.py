@@ -140,3 +140,23 @@ def test_unhealthy_release_is_rolled_back_and_the_site_keeps_answering(
     assert "failed its health check" in listing[-1]["detail"]
     job = json.loads(agency.cli.run("job", "show", str(listing[-1]["job"]), "--json").stdout)
     assert job["status"] == "failed"
+
+
+def test_deploy_with_auto_update_then_the_server_updates_itself(
+    agency: Agency, server: Server
+) -> None:
+    site = agency.site("static-brochure")
+    site.build()
+    assert deploy(agency, site, server, "--auto-update")["status"] == "succeeded"
+    tokens = agency.cli.json("token", "list", "acme")["tokens"]
+    updater = [t for t in tokens if t["description"] == f"updater of {site.ref} on {server.ref}"]
+    assert [t["scope"] for t in updater] == ["install"]
+
+    site.edit("index.html", lambda text: text.replace("<h1>", "<h1>Pulled by the server: "))
+    site.build()
+    name = site.ref.replace("/", "-")
+    server.sh(f"systemctl start websonic-update-{name}.service")  # what the timer runs
+    assert "Pulled by the server" in server.get("/").text
+    assert deploy(agency, site, server, "--no-auto-update")["status"] == "unchanged"
+    units = f"systemctl list-unit-files 'websonic-update-{name}*' --no-legend"
+    assert server.sh(units, check=False) == ""

@@ -269,6 +269,10 @@ load_inputs() {
 			remote token; do
 			if [ -f "$BUNDLE/$f" ]; then cp "$BUNDLE/$f" "$WORK/$f" || die "cannot read $BUNDLE/$f"; fi
 		done
+		if [ -f "$WORK/remote" ]; then  # for the updater: where and with what it fetches plans
+			PORTAL=$(sed -n 's/^portal=//p' "$WORK/remote")
+			TOKEN=$(tr -d ' \n\r' <"$WORK/token")
+		fi
 	else
 		load_remote_config
 		fetch_inputs
@@ -286,6 +290,9 @@ load_remote_config() {  # the portal, token and CA: from the one-liner, or saved
 		[ -n "$WS_PORTAL_CA_B64" ] || [ ! -f "$ETC/sites/$NAME/portal-ca.pem" ] ||
 			cp "$ETC/sites/$NAME/portal-ca.pem" "$WORK/ca.pem"
 	fi
+	[ -n "$PORTAL" ] || die "this server does not know the WebSonic portal of $SITE" \
+		"It was installed by the agency over SSH: ask it (websonic deploy/rollback), or give --portal and --token-file." \
+		"$E_USAGE"
 	case $PORTAL in https://* | http://*) ;; *) die "invalid portal URL '$PORTAL'" "" "$E_USAGE" ;; esac
 	PORTAL=${PORTAL%/}
 	if [ -n "$TOKEN_FILE" ]; then
@@ -925,7 +932,14 @@ site_address() {  # the site's domains, else this server's first address
 	local domains
 	domains=$(site_domains)
 	if [ -n "$domains" ]; then echo "$domains" | sed 's/ /, /g'; return 0; fi
-	hostname -I 2>/dev/null | awk '{print $1}'
+	primary_address
+}
+
+primary_address() {  # the source address of the default route (a lookup: nothing is sent)
+	local address
+	address=$(ip -4 route get 192.0.2.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
+	if [ -z "$address" ]; then address=$(hostname -I 2>/dev/null | awk '{print $1}'); fi
+	echo "$address"
 }
 
 caddy_site() {  # caddy_site PORT: the site's Caddy file, proxying to 127.0.0.1:PORT
@@ -1125,7 +1139,7 @@ stop_slot() {
 
 prune_images() {  # keep the active and previous releases' images, remove older ones of the site
 	local keep ref
-	keep=" $(state_get active_digest) $(state_get previous_digest) "
+	keep=" $(state_get active_digest) $(state_get previous_digest) $(state_get database_digest) "
 	podman images --digests --format '{{.Repository}}@{{.Digest}}' 2>/dev/null |
 		grep "/$SITE@" | while IFS= read -r ref; do
 			case $keep in *" ${ref#*@} "*) continue ;; esac

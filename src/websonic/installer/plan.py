@@ -28,11 +28,26 @@ DATA_DIR = "/var/lib/websonic"
 DATABASE_PORTS = {"postgresql": 5432, "mariadb": 3306}
 DATABASE_MODES = ("container", "external")
 TLS_MODES = ("internal", "acme")
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")  # fullmatch
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # fullmatch
+#: ``host[:port]`` of the public URL: a DNS name, an IPv4 address or a bracketed IPv6 one.
+HOST_PORT = re.compile(
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?"
+)
 #: Plain env names that may name the database and its user (first found wins).
 DATABASE_NAME_VARS = ("PGDATABASE", "DB_NAME", "MYSQL_DATABASE")
 DATABASE_USER_VARS = ("PGUSER", "DB_USER", "MYSQL_USER")
+#: Names each engine keeps for itself (the database image refuses them at its first start).
+RESERVED_DATABASES = {
+    "postgresql": frozenset({"postgres", "template0", "template1"}),
+    "mariadb": frozenset({"mysql", "information_schema", "performance_schema", "sys"}),
+}
+RESERVED_USERS = {
+    "postgresql": frozenset({"postgres", "public"}),
+    "mariadb": frozenset({"root", "mysql", "public"}),
+}
+#: The env variables to set in websonic.toml to name the database and its user, by engine.
+NAMING_VARS = {"postgresql": ("PGDATABASE", "PGUSER"), "mariadb": ("DB_NAME", "DB_USER")}
 
 
 @dataclass(frozen=True)
@@ -45,11 +60,17 @@ class Registry:
     @classmethod
     def from_public_url(cls, url: str) -> Registry:
         parts = urlsplit(url)
-        if parts.scheme not in ("https", "http") or not parts.netloc or "@" in parts.netloc:
+        if parts.scheme not in ("https", "http") or not _is_host_port(parts.netloc):
             raise InvalidInput(
                 f"WEBSONIC_PUBLIC_URL {url!r} is not an http(s) URL like https://websonic.example"
             )
         return cls(parts.netloc, parts.scheme == "http")
+
+
+def _is_host_port(netloc: str) -> bool:
+    """``host[:port]`` and nothing else: no user, no empty host, a port number that exists."""
+    match = HOST_PORT.fullmatch(netloc)
+    return match is not None and int((match.group(3) or ":0")[1:]) <= 65535
 
 
 @dataclass(frozen=True)
@@ -139,7 +160,7 @@ def make_plan(
 def check_options(tls: str, acme_email: str, database_mode: str) -> None:
     if tls not in TLS_MODES:
         raise InvalidInput(f"--tls must be one of {', '.join(TLS_MODES)}, not {tls!r}.")
-    if acme_email and not EMAIL.match(acme_email):
+    if acme_email and not EMAIL.fullmatch(acme_email):
         raise InvalidInput(f"{acme_email!r} is not an e-mail address.")
     if database_mode not in DATABASE_MODES:
         raise InvalidInput(f"--database must be one of {', '.join(DATABASE_MODES)}.")
@@ -162,8 +183,8 @@ def database_of(
         mode="container",
         image=f"{registry.address}/{site.ref_name}@{service['digest']}",
         digest=str(service["digest"]),
-        name=_plain(manifest, DATABASE_NAME_VARS) or default,
-        user=_plain(manifest, DATABASE_USER_VARS) or default,
+        name=_database_name(manifest, engine, "database", default),
+        user=_database_name(manifest, engine, "user", default),
         port=DATABASE_PORTS[engine],
     )
 
@@ -179,23 +200,54 @@ def _service_image(release: Release, engine: str) -> dict[str, object]:
     )
 
 
-def _plain(manifest: Manifest, names: Sequence[str]) -> str:
-    for name in names:
-        value = manifest.plain_env.get(name, "")
+def _database_name(manifest: Manifest, engine: str, what: str, default: str) -> str:
+    """The database's (or its user's) name: the first plain env variable naming it, else the
+    site's slug; checked as the database image checks it at its first start."""
+    variables = DATABASE_NAME_VARS if what == "database" else DATABASE_USER_VARS
+    for variable in variables:
+        value = manifest.plain_env.get(variable, "")
         if value:
-            if not IDENTIFIER.match(value):
-                raise InvalidInput(f"env {name}={value!r} is not a valid database identifier.")
+            _check_name(engine, what, value, f"env {variable}={value!r}")
             return value
-    return ""
+    _check_name(engine, what, default, f"The {what} name {default!r} made from the site's slug")
+    return default
+
+
+def _check_name(engine: str, what: str, value: str, origin: str) -> None:
+    name_var, user_var = NAMING_VARS[engine]
+    hint = f'Name them in websonic.toml: [env] {name_var} = "shop" and {user_var} = "shop".'
+    if not IDENTIFIER.fullmatch(value):
+        raise InvalidInput(
+            f"{origin} is not a valid database identifier "
+            "(1 to 63 letters, digits or _, not starting with a digit).",
+            hint=hint,
+        )
+    reserved = (RESERVED_DATABASES if what == "database" else RESERVED_USERS)[engine]
+    folded = value.lower()
+    if folded in reserved or (
+        engine == "postgresql" and what == "user" and folded.startswith("pg_")
+    ):
+        label = "PostgreSQL" if engine == "postgresql" else "MariaDB"
+        raise InvalidInput(f"{origin} names a {what} that {label} keeps for itself.", hint=hint)
 
 
 def check_values(plan: InstallPlan) -> None:
-    """Refuse values the installer's line format cannot carry (newlines, NUL)."""
+    """Refuse values the installer's line format cannot carry (line breaks, NUL)."""
     for name, value in plan.env:
-        if "\n" in value or "\r" in value or "\0" in value:
+        if _breaks_line(value):
             raise InvalidInput(
                 f"env {name} holds a line break: environment files on the server cannot carry it."
             )
+    for key, line_value in _lines(plan):
+        if _breaks_line(str(line_value)):
+            raise InvalidInput(
+                f"The plan's {key} {str(line_value)!r} holds a line break: the installer reads "
+                "one value a line."
+            )
+
+
+def _breaks_line(value: str) -> bool:
+    return any(c in value for c in "\r\n\0")
 
 
 def render(plan: InstallPlan) -> bytes:

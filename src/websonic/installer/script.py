@@ -16,7 +16,7 @@ from importlib import resources
 from websonic.core.errors import InvalidInput
 
 SCRIPT_NAME = "install.sh"
-SAFE_VALUE = re.compile(r"^[A-Za-z0-9:/._@+=%~-]*$")
+SAFE_VALUE = re.compile(r"[A-Za-z0-9:/._@+=%~-]*")  # fullmatch: `$` would let a final \n in
 
 
 def installer_text() -> str:
@@ -55,6 +55,6 @@ def _assignments(values: PortalValues) -> dict[str, str]:
 
 
 def _checked(name: str, value: str) -> str:
-    if not SAFE_VALUE.match(value):
+    if not SAFE_VALUE.fullmatch(value):
         raise InvalidInput(f"{name} holds characters the installer cannot carry: {value!r}")
     return value

@@ -85,8 +85,14 @@ def auth_json(registry: str, user: str, token: str) -> bytes:
 
 
 def runner_script(bundle: Bundle, site: str) -> bytes:
-    """The program sent on ssh's stdin: unpack the bundle privately, run the installer, clean up."""
+    """The program sent on ssh's stdin: unpack the bundle privately, run the installer, clean up.
+
+    It is one ``{ … }`` group, which the shell reads whole before it runs any of it: a program
+    cut short (a dropped connection) is a syntax error and runs nothing, never the installer
+    with part of its options. A file that cannot be written (a full disk) stops it too.
+    """
     parts = [
+        "{",
         "umask 077",
         "d=$(mktemp -d /tmp/websonic-bundle.XXXXXX) || exit 1",
         "trap 'rm -rf \"$d\"' EXIT",
@@ -95,10 +101,10 @@ def runner_script(bundle: Bundle, site: str) -> bytes:
     for name, content in sorted(bundle.files.items()):
         encoded = base64.b64encode(content).decode("ascii")
         lines = [encoded[i : i + 76] for i in range(0, len(encoded), 76)]
-        parts.append(f"base64 -d >\"$d/{name}\" <<'WEBSONIC_EOF'\n" + "\n".join(lines))
+        parts.append(f"base64 -d >\"$d/{name}\" <<'WEBSONIC_EOF' || exit 1\n" + "\n".join(lines))
         parts.append("WEBSONIC_EOF")
     installer = ["sh", '"$d/install.sh"', "--site", shlex.quote(site), "--bundle", '"$d"']
     installer += [shlex.quote(arg) for arg in bundle.args]
     installer.append("</dev/null")
-    parts += [" ".join(installer), "exit $?"]
+    parts += [" ".join(installer), "exit $?", "}"]
     return ("\n".join(parts) + "\n").encode("ascii")

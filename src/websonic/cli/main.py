@@ -12,6 +12,7 @@ from websonic.cli import (
     audit,
     builds,
     customers,
+    db,
     deploy,
     hosts,
     images,
@@ -44,6 +45,7 @@ app.add_typer(hosts.app, name="host")
 app.command("spec")(spec.spec)
 deploy.register(app)
 app.add_typer(audit.app, name="audit")
+app.add_typer(db.app, name="db")
 
 
 def _version(value: bool) -> None:

@@ -105,3 +105,9 @@ class DeployFailed(WebsonicError):
     """A deployment did not leave the new release serving (the old one may still serve)."""
 
     exit_code = 14
+
+
+class MigrationFailed(WebsonicError):
+    """A migration was refused (a blocker) or did not finish; the source is left as it was."""
+
+    exit_code = 15

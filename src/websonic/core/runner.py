@@ -172,6 +172,21 @@ class Runner:
             )
         return result
 
+    def spawn(self, command: Command) -> subprocess.Popen[bytes]:
+        """Start a long-running tool (an SSH tunnel) in the background; the caller stops it.
+
+        Its stderr is a pipe the caller reads (or closes); it dies with WebSonic."""
+        executable = self.which(command.argv[0])
+        self._write_log(f"$ {command.display()} &")
+        return subprocess.Popen(
+            [*_die_with_parent(), executable, *command.argv[1:]],
+            cwd=command.cwd,
+            env={**os.environ, **self.base_env, **command.env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
     def _pump(
         self,
         stream: IO[bytes],

@@ -21,10 +21,18 @@ class MigrationStatus(enum.StrEnum):
     VERIFYING = "verifying"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    STOPPED = "stopped"  # on request; the same command resumes it
     ROLLED_BACK = "rolled_back"
+    ABANDONED = "abandoned"  # left unfinished, what it had made removed
+
+    @property
+    def finished(self) -> bool:
+        return self in (MigrationStatus.SUCCEEDED, MigrationStatus.ABANDONED)
 
 
 class Migration(Base):
+    """One run of a database migration: URLs kept masked, the engine's checkpoint to resume."""
+
     __tablename__ = "migrations"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -42,8 +42,9 @@ class Target:
     connect_timeout: int = CONNECT_TIMEOUT
 
 
-def options(target: Target) -> list[str]:
-    """Options for a non-interactive, strictly checked login that forwards nothing."""
+def options(target: Target, *, forwarding: bool = False) -> list[str]:
+    """Options for a non-interactive, strictly checked login that forwards nothing (but the
+    ports given on the command line, with ``forwarding``)."""
     opts = [
         "-F",
         "/dev/null",
@@ -66,8 +67,6 @@ def options(target: Target) -> list[str]:
         "-o",
         "ForwardX11=no",
         "-o",
-        "ClearAllForwardings=yes",
-        "-o",
         "PasswordAuthentication=no",
         "-o",
         "KbdInteractiveAuthentication=no",
@@ -76,6 +75,8 @@ def options(target: Target) -> list[str]:
         "-o",
         "LogLevel=ERROR",
     ]
+    if not forwarding:
+        opts += ["-o", "ClearAllForwardings=yes"]
     if target.key_path is not None:
         opts += ["-o", "IdentitiesOnly=yes", "-i", str(target.key_path)]
     return opts
@@ -93,6 +94,28 @@ def ssh(target: Target, remote: Sequence[str], *, stdin: bytes | None = None) ->
         shlex.join(remote),
         stdin=stdin,
     )
+
+
+def tunnel(target: Target, local_port: int, remote_host: str, remote_port: int) -> Command:
+    """``ssh -N -L 127.0.0.1:LOCAL:REMOTE_HOST:REMOTE_PORT``: a local port reaching a service
+    the server can reach (a database on it or behind it); fails at once if it cannot listen."""
+    forward = f"127.0.0.1:{local_port}:{_bracket(remote_host)}:{remote_port}"
+    return Command.of(
+        "ssh",
+        *options(target, forwarding=True),
+        "-o",
+        "ExitOnForwardFailure=yes",
+        "-N",
+        "-L",
+        forward,
+        "-p",
+        target.port,
+        f"{target.user}@{target.address}",
+    )
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def keyscan(address: str, port: int, *, timeout: int = CONNECT_TIMEOUT) -> Command:

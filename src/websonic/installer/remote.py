@@ -16,7 +16,7 @@ from websonic.accounts.tokens import TokenRefused, authenticate_token, grants
 from websonic.audit.service import record
 from websonic.builds.service import get_release
 from websonic.builds.signing import public_pem
-from websonic.core.errors import NotFound
+from websonic.core.errors import InvalidInput, NotFound
 from websonic.hosting import spec
 from websonic.installer import plan as plans
 from websonic.installer.bundle import secrets_env
@@ -42,11 +42,16 @@ def install_token(session: Session, presented: str) -> ApiToken:
 
 
 def site_for_token(session: Session, token: ApiToken, customer: str, site: str) -> Site:
-    """The site, if it is the token's customer's; else the same answer as an unknown site."""
+    """The site, if it is the token's customer's. Another customer's site, a site that does
+    not exist and a malformed name all get the very same answer: nothing tells them apart."""
+    unknown = NotFound(f"Unknown site {customer}/{site}.")
     owner = session.get(Customer, token.customer_id)
     if owner is None or owner.slug != customer:
-        raise NotFound(f"Unknown site {customer}/{site}.")
-    return get_site(session, f"{customer}/{site}")
+        raise unknown
+    try:
+        return get_site(session, f"{customer}/{site}")
+    except (NotFound, InvalidInput):
+        raise unknown from None
 
 
 def signed_plan(

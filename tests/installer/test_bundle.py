@@ -167,12 +167,11 @@ def test_every_file_arrives_byte_identical_with_mode_600(tmp_path: Path) -> None
     assert run.proc.returncode == 0, run.proc.stderr
     for name, content in made.files.items():
         assert (run.out / name).read_bytes() == content, name
-    modes = dict(
-        reversed(line.split(" ", 1)) for line in (run.out / ".modes").read_text().splitlines()
-    )
-    assert {Path(path).name: mode for path, mode in modes.items()} == dict.fromkeys(
-        made.files, "600"
-    )
+    modes = {}  # file name -> its mode in the bundle's folder (lines "MODE PATH")
+    for line in (run.out / ".modes").read_text().splitlines():
+        mode, path = line.split(" ", 1)
+        modes[Path(path).name] = mode
+    assert modes == dict.fromkeys(made.files, "600")
     assert (run.out / ".folder-mode").read_text() == "700\n"
     assert (run.out / ".folder").read_text().strip() == run.folder
     assert (run.out / ".stdin").read_bytes() == b""

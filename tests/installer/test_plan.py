@@ -464,9 +464,15 @@ def test_a_domain_with_a_line_break_is_refused(session: Session) -> None:
 def test_every_value_of_a_plan_is_one_line(session: Session) -> None:
     """No plan field can hold a line break: the installer's reader has no quoting rules."""
     plan = plan_of(session, "acme/big-shop", 1)
-    for field_name, value in [("site", "acme/x\nrelease=9"), ("health", "/h\nport=1")]:
+    forged = [
+        replace(plan, site="acme/x\nrelease=9"),
+        replace(plan, health="/h\nport=1"),
+        replace(plan, acme_email="a@b.example\n"),
+        replace(plan, database=replace(plan.database, name="shop\rx")),
+    ]
+    for changed in forged:
         with pytest.raises(InvalidInput, match="line break"):
-            plans.check_values(replace(plan, **{field_name: value}))
+            plans.check_values(changed)
 
 
 # --- the options -----------------------------------------------------------------------------

@@ -81,6 +81,7 @@ Usage: install.sh [options]
   --no-auto-update       remove that timer
   --update               (the timer) apply the newest release if it is newer
   --rollback             return to the previous release
+  --database-only        set up the site's database alone (before its data is migrated)
   --dry-run              check everything and print what would change; change nothing
   --trust-new-key        accept a new agency signing key (after checking it out of band)
   --health-timeout S     seconds to wait for the new release's health path (default 120)
@@ -162,30 +163,36 @@ state_set() {  # state_set KEY VALUE ...: update the state file atomically
 parse_args() {
 	SITE=$WS_SITE PORTAL=$WS_PORTAL TOKEN_FILE='' BUNDLE='' RELEASE='' DOMAINS='' TLS=''
 	EMAIL='' AUTO_UPDATE='' MODE=install DRY_RUN=0 TRUST_NEW_KEY=0 HEALTH_TIMEOUT=120 DRAIN=3
+	DATABASE_ONLY=0
 	while [ $# -gt 0 ]; do
 		case $1 in
-		--site) SITE=${2:-} && shift ;;
-		--bundle) BUNDLE=${2:-} && shift ;;
-		--portal) PORTAL=${2:-} && shift ;;
-		--token-file) TOKEN_FILE=${2:-} && shift ;;
-		--release) RELEASE=${2:-} && shift ;;
-		--domain) DOMAINS="${DOMAINS:+$DOMAINS }${2:-}" && shift ;;
-		--tls) TLS=${2:-} && shift ;;
-		--email) EMAIL=${2:-} && shift ;;
+		--site) need_value "$@" && SITE=$2 && shift ;;
+		--bundle) need_value "$@" && BUNDLE=$2 && shift ;;
+		--portal) need_value "$@" && PORTAL=$2 && shift ;;
+		--token-file) need_value "$@" && TOKEN_FILE=$2 && shift ;;
+		--release) need_value "$@" && RELEASE=$2 && shift ;;
+		--domain) need_value "$@" && DOMAINS="${DOMAINS:+$DOMAINS }$2" && shift ;;
+		--tls) need_value "$@" && TLS=$2 && shift ;;
+		--email) need_value "$@" && EMAIL=$2 && shift ;;
 		--auto-update) AUTO_UPDATE=1 ;;
 		--no-auto-update) AUTO_UPDATE=0 ;;
 		--update) MODE=update ;;
 		--rollback) MODE=rollback ;;
+		--database-only) DATABASE_ONLY=1 ;;
 		--dry-run) DRY_RUN=1 ;;
 		--trust-new-key) TRUST_NEW_KEY=1 ;;
-		--health-timeout) HEALTH_TIMEOUT=${2:-} && shift ;;
-		--drain-seconds) DRAIN=${2:-} && shift ;;
+		--health-timeout) need_value "$@" && HEALTH_TIMEOUT=$2 && shift ;;
+		--drain-seconds) need_value "$@" && DRAIN=$2 && shift ;;
 		-h | --help) usage && exit 0 ;;
 		*) usage && die "unknown option: $1" "" "$E_USAGE" ;;
 		esac
 		shift
 	done
 	check_args
+}
+
+need_value() {  # need_value OPTION [VALUE...]: the option must be followed by its value
+	[ $# -ge 2 ] || die "$1 needs a value" "See: install.sh --help" "$E_USAGE"
 }
 
 check_args() {
@@ -1296,9 +1303,17 @@ run_install() {
 	write_config
 	pull_images
 	database
+	write_uninstaller
+	if [ "$DATABASE_ONLY" = 1 ]; then
+		[ "$P_DB_MODE" = container ] && [ -n "$P_DB_IMAGE" ] ||
+			die "$SITE has no database to set up" "" "$E_USAGE"
+		say "done: the $P_DB database of $SITE is ready (no site yet)"
+		STATUS=${STATUS:-succeeded}
+		[ "$DRY_RUN" = 0 ] || STATUS=dry-run
+		return 0
+	fi
 	ensure_caddyfile
 	allocate_ports
-	write_uninstaller
 	if [ "$MODE" = rollback ]; then rollback; else deploy_release; fi
 	updater
 	[ "$DRY_RUN" = 1 ] || say "done: $SITE release $P_RELEASE serves at https://$(site_address | sed 's/,.*//')"
@@ -1340,4 +1355,5 @@ main() {
 	if [ "$MODE" = update ]; then run_update; else run_install; fi
 }
 
-main "$@"
+# In braces: a download cut anywhere in this line is a syntax error, so nothing runs.
+{ main "$@"; }

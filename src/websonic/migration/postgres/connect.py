@@ -99,8 +99,9 @@ def canonical(conn: psycopg.Connection) -> None:
 
 
 def bypass_guard(conn: psycopg.Connection) -> None:
-    """Let this session's DDL through the source's DDL guard."""
+    """Let this session's DDL through the source's DDL guard (and its read-only freeze)."""
     conn.execute(f"SET {GUARD_BYPASS} = 'on'")
+    conn.execute("SET default_transaction_read_only = off")
 
 
 def ident(*parts: str) -> sql.Composable:

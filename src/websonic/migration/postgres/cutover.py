@@ -23,7 +23,7 @@ makes it writable again.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
@@ -33,7 +33,7 @@ from websonic.core.runner import Command
 from websonic.migration.postgres import connect as pgconnect
 from websonic.migration.postgres import replication, sequences
 from websonic.migration.postgres.bulk import Job
-from websonic.migration.postgres.verify import Scope, verify
+from websonic.migration.postgres.verify import Scope, Verifier
 from websonic.migration.report import Progress, VerifyReport
 
 WINDOW_CHECKSUM_BYTES = 32 << 20
@@ -42,7 +42,7 @@ POLL_SECONDS = 0.005
 OTHER_SESSIONS = """
 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
  WHERE datname = current_database() AND pid <> pg_backend_pid()
-   AND backend_type = 'client backend'
+   AND backend_type = 'client backend' AND NOT pid = ANY(%s)
 """
 
 
@@ -62,9 +62,10 @@ def read_only(conn: psycopg.Connection, on: bool) -> None:
         )
 
 
-def freeze(conn: psycopg.Connection) -> None:
+def freeze(conn: psycopg.Connection, ours: list[int]) -> None:
+    """Read-only for new sessions; the database's other sessions (not ``ours``) ended."""
     read_only(conn, True)
-    conn.execute(OTHER_SESSIONS)
+    conn.execute(OTHER_SESSIONS, (ours,))
 
 
 def undo_hint(database: str) -> str:
@@ -73,12 +74,6 @@ def undo_hint(database: str) -> str:
         f'it: ALTER DATABASE "{database}" RESET default_transaction_read_only; (and point '
         "the application at it again)."
     )
-
-
-@dataclass
-class Window:
-    started: float
-    lsn: str = ""
 
 
 def wait_for_target(src: psycopg.Connection, slot: str, lsn: str, timeout: float) -> None:
@@ -96,15 +91,17 @@ def wait_for_target(src: psycopg.Connection, slot: str, lsn: str, timeout: float
 def cutover(job: Job, names: replication.Names) -> tuple[float, VerifyReport | None]:
     """Freeze, drain, sequences, verify, switch: (write downtime in seconds, the verification).
 
-    Returns (downtime, report) after a switch; raises (source unfrozen) when it cannot switch,
-    or returns (-1, report) when the verification found a difference (source unfrozen)."""
-    with pgconnect.connect(job.source) as src, pgconnect.connect(job.target) as tgt:
+    Raises (source unfrozen) when it cannot switch; returns (-1, report) when the
+    verification found a difference (source unfrozen, nothing switched)."""
+    verifier = Verifier(job.source, job.target, job.options.jobs, job.options.chunk_rows,
+                        job.run.progress, window_scope())  # fmt: skip
+    with pgconnect.connect(job.source) as src, pgconnect.connect(job.target) as tgt, verifier:
         pgconnect.bypass_guard(src)
         job.run.save(phase="cutover", frozen=True)
         started = time.monotonic()
-        freeze(src)
+        freeze(src, [c.source.info.backend_pid for c in verifier.checkers])
         try:
-            report = _drain_and_check(job, src, tgt, names)
+            report = _drain_and_check(job, src, tgt, names, verifier)
             if report is not None and not report.ok:
                 _unfreeze(job, src)
                 return -1.0, report
@@ -118,24 +115,37 @@ def cutover(job: Job, names: replication.Names) -> tuple[float, VerifyReport | N
 
 
 def _drain_and_check(
-    job: Job, src: psycopg.Connection, tgt: psycopg.Connection, names: replication.Names
-) -> VerifyReport | None:
+    job: Job, src: psycopg.Connection, tgt: psycopg.Connection, names: replication.Names,
+    verifier: Verifier,
+) -> VerifyReport | None:  # fmt: skip
+    steps = Steps(job)
     row = src.execute("SELECT pg_current_wal_lsn()::text").fetchone()
     lsn = str(row[0]) if row else "0/0"
+    steps.done("freeze")
     job.run.progress(Progress("cutover", f"source frozen at {lsn}; waiting for the target"))
     wait_for_target(src, names.slot, lsn, job.options.cutover_timeout)
+    steps.done("drain")
     sequences.write(tgt, sequences.read(src))
+    steps.done("sequences")
     if not job.options.verify:
         return None
     job.run.progress(Progress("verify", "verifying in the cutover window"))
-    return verify(
-        job.source,
-        job.target,
-        jobs=job.options.jobs,
-        chunk_rows=job.options.chunk_rows,
-        progress=job.run.progress,
-        scope=window_scope(),
-    )
+    report = verifier.run()
+    steps.done("verify")
+    return report
+
+
+@dataclass
+class Steps:
+    """How long each step of the window took (logged: what the downtime is made of)."""
+
+    job: Job
+    last: float = field(default_factory=time.monotonic)
+
+    def done(self, step: str) -> None:
+        now = time.monotonic()
+        self.job.run.log(f"cutover: {step} {now - self.last:.3f} s")
+        self.last = now
 
 
 def _switch(job: Job) -> None:

@@ -169,16 +169,18 @@ def _catch_up(job: Job, names: replication.Names) -> None:
 
 
 def _clean_up(job: Job, names: replication.Names) -> None:
+    """Subscription, then slot, publication and DDL guard; the target's marker goes last."""
     started = time.monotonic()
     job.run.progress(Progress("cleanup", "removing the subscription, slot and publication"))
     with pgconnect.connect(job.target) as tgt:
         replication.drop_subscription(tgt, names)
-        schema.mark_complete(tgt)
     with pgconnect.connect(job.source) as src:
         pgconnect.bypass_guard(src)
         replication.drop_source_side(src, names)
         guard.remove(src)
         database = src.info.dbname
+    with pgconnect.connect(job.target) as tgt:
+        schema.mark_complete(tgt)
     job.run.save(phase="done")
     job.run.log(cutover.undo_hint(database))
     job.phase("cleanup", time.monotonic() - started)
@@ -190,14 +192,15 @@ def abandon(source: DatabaseUrl, target: DatabaseUrl, checkpoint: dict[str, Any]
     names = names_of(checkpoint, None)
     with pgconnect.connect(target) as tgt:
         replication.drop_subscription(tgt, names)
-        unfinished = schema.has_marker(tgt)
-        if unfinished and not checkpoint.get("switched") and not checkpoint.get("keep_target"):
-            schema.empty_database(tgt)
-        elif checkpoint.get("switched"):
-            schema.mark_complete(tgt)
     with pgconnect.connect(source) as src:
         pgconnect.bypass_guard(src)
         replication.drop_source_side(src, names)
         guard.remove(src)
         if checkpoint.get("frozen") and not checkpoint.get("switched"):
             cutover.read_only(src, False)
+    with pgconnect.connect(target) as tgt:
+        unfinished = schema.has_marker(tgt)
+        if unfinished and not checkpoint.get("switched") and not checkpoint.get("keep_target"):
+            schema.empty_database(tgt)
+        elif checkpoint.get("switched"):
+            schema.mark_complete(tgt)

@@ -24,8 +24,10 @@ class Closeable(Protocol):
 
 
 class Pool(Generic[W, T, R]):
-    def __init__(self, jobs: int, open_worker: Callable[[], W], stop: threading.Event) -> None:
-        self.jobs, self.open_worker, self.stop = max(1, jobs), open_worker, stop
+    def __init__(
+        self, jobs: int, open_worker: Callable[[], W], stop: threading.Event, *, close: bool = True
+    ) -> None:
+        self.jobs, self.open_worker, self.stop, self.close = max(1, jobs), open_worker, stop, close
         self.failed: list[BaseException] = []
         self.lock = threading.Lock()
 
@@ -75,7 +77,8 @@ class Pool(Generic[W, T, R]):
         except BaseException as exc:
             self._fail(exc)
         finally:
-            worker.close()
+            if self.close:
+                worker.close()
 
     def _fail(self, exc: BaseException) -> None:
         with self.lock:

@@ -1,18 +1,22 @@
 """Verification: exact row counts, chunked checksums and the object inventory, compared.
 
-Tables are checked in parallel (``jobs`` workers per side, source and target at the same time).
-``Scope`` says how deep: ``full`` (every chunk's checksum: ``db verify``, offline, and online
-against the bulk copy's snapshot before the changes are applied), or the cutover window's
-budget: exact row counts of every table, checksums only of the tables up to ``checksum_bytes``.
+Tables are checked in parallel (``jobs`` workers, each querying the source and the target at
+the same time). ``Scope`` says how deep: every chunk's checksum (``db verify``, after an offline
+copy, and online against the bulk copy's snapshot before any change is applied), or the cutover
+window's budget: exact row counts of every table, checksums only of the tables up to
+``checksum_bytes``, with the connections opened before the window (``Verifier.open``).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import psycopg
+from psycopg import sql
 
 from websonic.migration.engine import ProgressSink
 from websonic.migration.postgres import checksum, inventory, sequences
@@ -21,8 +25,12 @@ from websonic.migration.postgres.catalog import Table, key_range, tables
 from websonic.migration.postgres.chunks import Chunk, bounds_of, key_chunks
 from websonic.migration.postgres.copy import begin_snapshot
 from websonic.migration.postgres.pool import Pool
-from websonic.migration.report import Progress, TableCheck, VerifyReport
+from websonic.migration.report import Difference, Progress, TableCheck, VerifyReport
 from websonic.migration.urls import DatabaseUrl
+
+A = TypeVar("A")
+B = TypeVar("B")
+MISSING = "missing on the target"
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,8 @@ class Scope:
 
 @dataclass
 class Checker:
+    """One connection to each side (the source's inside the snapshot, if there is one)."""
+
     source: psycopg.Connection
     target: psycopg.Connection
 
@@ -47,14 +57,38 @@ class Checker:
 
 def open_checker(source: DatabaseUrl, target: DatabaseUrl, snapshot: str | None) -> Checker:
     src = pgconnect.connect(source)
-    pgconnect.canonical(src)
-    if snapshot:
-        begin_snapshot(src, snapshot)
-    else:
-        src.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-    tgt = pgconnect.connect(target)
-    pgconnect.canonical(tgt)
+    try:
+        pgconnect.canonical(src)
+        if snapshot:
+            begin_snapshot(src, snapshot)
+        tgt = pgconnect.connect(target)
+        pgconnect.canonical(tgt)
+    except BaseException:
+        src.close()
+        raise
     return Checker(src, tgt)
+
+
+def both(on_source: Callable[[], A], on_target: Callable[[], B]) -> tuple[A, B]:
+    """Run the two queries at the same time (the target's in a helper thread)."""
+    box: dict[str, B] = {}
+    failed: list[BaseException] = []
+
+    def target_side() -> None:
+        try:
+            box["value"] = on_target()
+        except BaseException as exc:
+            failed.append(exc)
+
+    helper = threading.Thread(target=target_side, daemon=True)
+    helper.start()
+    try:
+        first = on_source()
+    finally:
+        helper.join()
+    if failed:
+        raise failed[0]
+    return first, box["value"]
 
 
 def table_chunks(conn: psycopg.Connection, table: Table, chunk_rows: int) -> list[Chunk]:
@@ -65,51 +99,127 @@ def table_chunks(conn: psycopg.Connection, table: Table, chunk_rows: int) -> lis
     return key_chunks(table.qualified, low, high, table.rows, chunk_rows)
 
 
+def _fetch(conn: psycopg.Connection, query: sql.Composed) -> list[tuple[object, ...]] | None:
+    """The rows, or None if the table does not exist on this side."""
+    try:
+        return conn.execute(query).fetchall()
+    except psycopg.errors.UndefinedTable:
+        return None
+
+
 def check_table(checker: Checker, table: Table, scope: Scope, chunk_rows: int) -> TableCheck:
-    """Compare one table on both sides (the source in the checker's snapshot)."""
+    """Compare one table on both sides."""
     if not scope.checksums(table):
-        return _counts(checker, table)
+        count = checksum.row_count(table.schema, table.name)
+        src, tgt = both(
+            lambda: _fetch(checker.source, count), lambda: _fetch(checker.target, count)
+        )
+        rows = (int(src[0][0]) if src else 0, int(tgt[0][0]) if tgt else 0)  # type: ignore[call-overload]
+        return TableCheck(table.qualified, *rows, 1, [] if tgt is not None else [MISSING])
     chunks = table_chunks(checker.source, table, chunk_rows)
     key = table.primary_key[0] if len(chunks) > 1 else None
     query = checksum.chunk_sums(
         table.schema, table.name, [c.name for c in table.columns], key, bounds_of(chunks)
     )
-    source = checksum.parse_sums(checker.source.execute(query).fetchall(), len(chunks))
-    try:
-        target = checksum.parse_sums(checker.target.execute(query).fetchall(), len(chunks))
-    except psycopg.errors.UndefinedTable:
-        return TableCheck(table.qualified, _rows(source), 0, len(chunks), ["missing on the target"])
+    src, tgt = both(lambda: _fetch(checker.source, query), lambda: _fetch(checker.target, query))
+    source = checksum.parse_sums(src or [], len(chunks))
+    target = checksum.parse_sums(tgt or [], len(chunks))
+    if tgt is None:
+        return TableCheck(table.qualified, _rows(source), 0, len(chunks), [MISSING])
     bad = checksum.mismatched(source, target)
-    column = table.primary_key[0] if key else "key"
-    return TableCheck(
-        table.qualified,
-        _rows(source),
-        _rows(target),
-        len(chunks),
-        [chunks[i].label(column) for i in bad],
-    )
+    labels = [chunks[i].label(key or "key") for i in bad]
+    return TableCheck(table.qualified, _rows(source), _rows(target), len(chunks), labels)
 
 
 def _rows(sums: dict[int, checksum.Sum]) -> int:
     return sum(s.rows for s in sums.values())
 
 
-def _counts(checker: Checker, table: Table) -> TableCheck:
-    query = checksum.row_count(table.schema, table.name)
-    source = checker.source.execute(query).fetchone()
-    try:
-        target = checker.target.execute(query).fetchone()
-    except psycopg.errors.UndefinedTable:
-        return TableCheck(
-            table.qualified, int(source[0]) if source else 0, 0, 1, ["missing on the target"]
-        )
-    return TableCheck(
-        table.qualified, int(source[0]) if source else 0, int(target[0]) if target else 0, 1
-    )
-
-
 def checked_tables(conn: psycopg.Connection) -> list[Table]:
     return [t for t in tables(conn) if t.kind == "r" or (t.kind == "m" and t.populated)]
+
+
+@dataclass
+class Verifier:
+    """A verification whose connections can be opened ahead (before a cutover window): one
+    checker per job for the tables, one more for the object inventory."""
+
+    source: DatabaseUrl
+    target: DatabaseUrl
+    jobs: int
+    chunk_rows: int
+    progress: ProgressSink
+    scope: Scope = field(default_factory=Scope)
+    stop: threading.Event = field(default_factory=threading.Event)
+    checkers: list[Checker] = field(default_factory=list)
+    todo: list[Table] = field(default_factory=list)
+
+    def open(self) -> Verifier:
+        try:
+            for _ in range(max(1, self.jobs) + 1):
+                self.checkers.append(open_checker(self.source, self.target, self.scope.snapshot))
+            self.todo = checked_tables(self.checkers[0].source)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        for checker in self.checkers:
+            checker.close()
+        self.checkers.clear()
+
+    def __enter__(self) -> Verifier:
+        return self.open()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def run(self) -> VerifyReport:
+        started = time.monotonic()
+        report = VerifyReport()
+        done: list[TableCheck] = []
+        objects_checker, *spare = self.checkers
+        failed: list[BaseException] = []
+
+        def finished(_table: Table, check: TableCheck) -> None:
+            done.append(check)
+            self.progress(Progress("verify", f"checked {check.name}", len(done), len(self.todo)))
+
+        def objects() -> None:
+            try:
+                report.differences += compare_objects(objects_checker, self.scope)
+            except BaseException as exc:
+                failed.append(exc)
+
+        helper = threading.Thread(target=objects, daemon=True)
+        helper.start()
+        pool: Pool[Checker, Table, TableCheck] = Pool(len(spare), spare.pop, self.stop, close=False)
+        try:
+            pool.run(
+                self.todo, lambda c, t: check_table(c, t, self.scope, self.chunk_rows), finished
+            )
+        finally:
+            helper.join()
+        if failed:
+            raise failed[0]
+        report.tables = sorted(done, key=lambda check: check.name)
+        report.seconds = time.monotonic() - started
+        return report
+
+
+def compare_objects(checker: Checker, scope: Scope) -> list[Difference]:
+    """The object inventory (and the sequence values) of both sides, compared."""
+    src, tgt = both(
+        lambda: _objects(checker.source, scope), lambda: _objects(checker.target, scope)
+    )
+    return inventory.compare(src[0], tgt[0]) + sequences.compare(src[1], tgt[1])
+
+
+def _objects(
+    conn: psycopg.Connection, scope: Scope
+) -> tuple[inventory.Inventory, sequences.Values]:
+    return inventory.inventory(conn), sequences.read(conn) if scope.sequences else {}
 
 
 def verify(
@@ -122,35 +232,9 @@ def verify(
     scope: Scope | None = None,
     stop: threading.Event | None = None,
 ) -> VerifyReport:
-    scope = scope or Scope()
-    started = time.monotonic()
-    report = VerifyReport()
-    first = open_checker(source, target, scope.snapshot)
-    try:
-        todo = checked_tables(first.source)
-        _compare_objects(first, scope, report)
-    finally:
-        first.close()
-    done: list[TableCheck] = []
-
-    def finished(_table: Table, check: TableCheck) -> None:
-        done.append(check)
-        progress(Progress("verify", f"checked {check.name}", len(done), len(todo)))
-
-    pool: Pool[Checker, Table, TableCheck] = Pool(
-        jobs, lambda: open_checker(source, target, scope.snapshot), stop or threading.Event()
+    """Compare the two databases now (the source as of ``scope.snapshot`` if given)."""
+    verifier = Verifier(
+        source, target, jobs, chunk_rows, progress, scope or Scope(), stop or threading.Event()
     )
-    pool.run(todo, lambda checker, table: check_table(checker, table, scope, chunk_rows), finished)
-    report.tables = sorted(done, key=lambda check: check.name)
-    report.seconds = time.monotonic() - started
-    return report
-
-
-def _compare_objects(checker: Checker, scope: Scope, report: VerifyReport) -> None:
-    report.differences += inventory.compare(
-        inventory.inventory(checker.source), inventory.inventory(checker.target)
-    )
-    if scope.sequences:
-        report.differences += sequences.compare(
-            sequences.read(checker.source), sequences.read(checker.target)
-        )
+    with verifier:
+        return verifier.run()

@@ -197,7 +197,7 @@ def test_the_one_liner_serves_the_installer_with_the_portals_values(
     assert values["WS_TOKEN"] == tokens.acme
     assert base64.b64decode(values["WS_SIGNING_KEY_B64"]) == platform_pem(world)
     assert values["WS_PORTAL_CA_B64"] == ""
-    assert response.text.rstrip().endswith('main "$@"')
+    assert response.text.rstrip().splitlines()[-1] in ('main "$@"', '{ main "$@"; }')
 
 
 def test_the_one_liner_with_a_public_url_and_a_private_ca(

@@ -138,8 +138,8 @@ def probe(path: Path) -> ServerInfo:
     text = f"SQLite {sqlite3.sqlite_version}"
     if not path.exists() and not path.is_symlink():  # which one is missing, plan() says
         folder = path.parent.is_dir() and os.access(path.parent, os.W_OK | os.X_OK)
-        return ServerInfo("sqlite", version, text, 0,
-                          {"exists": "no", "folder_writable": "yes" if folder else "no"})  # fmt: skip
+        settings = {"exists": "no", "folder_writable": "yes" if folder else "no"}
+        return ServerInfo("sqlite", version, text, 0, settings)
     conn = open_readonly(path)
     try:
         settings = {name: pragma(conn, name) for name in PROBED}

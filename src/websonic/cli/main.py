@@ -14,6 +14,7 @@ from websonic.cli import (
     customers,
     db,
     deploy,
+    files,
     hosts,
     images,
     jobs,
@@ -46,6 +47,7 @@ app.command("spec")(spec.spec)
 deploy.register(app)
 app.add_typer(audit.app, name="audit")
 app.add_typer(db.app, name="db")
+app.add_typer(files.app, name="files")
 
 
 def _version(value: bool) -> None:

@@ -76,9 +76,19 @@ def undo_hint(database: str) -> str:
     )
 
 
+def flush_wal(conn: psycopg.Connection) -> None:
+    """Flush the source's WAL now: the walsender only sends flushed WAL, and a server with
+    ``synchronous_commit = off`` would otherwise leave the last commits to its WAL writer."""
+    conn.execute("SET synchronous_commit = on")
+    conn.execute("SELECT pg_logical_emit_message(true, 'websonic', 'cutover')")
+
+
 def wait_for_target(src: psycopg.Connection, slot: str, lsn: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not replication.confirmed(src, slot, lsn):
+        # a tiny WAL record wakes the walsender, whose keepalive makes the target report
+        # its flushed position now rather than at its next idle timeout (up to a second)
+        src.execute("SELECT pg_logical_emit_message(false, 'websonic', 'cutover')")
         if time.monotonic() > deadline:
             raise MigrationFailed(
                 f"The target did not confirm the source's position {lsn} within {timeout:.0f} s;"
@@ -121,6 +131,7 @@ def _drain_and_check(
     steps = Steps(job)
     row = src.execute("SELECT pg_current_wal_lsn()::text").fetchone()
     lsn = str(row[0]) if row else "0/0"
+    flush_wal(src)
     steps.done("freeze")
     job.run.progress(Progress("cutover", f"source frozen at {lsn}; waiting for the target"))
     wait_for_target(src, names.slot, lsn, job.options.cutover_timeout)

@@ -79,7 +79,7 @@ def create_subscription(target: psycopg.Connection, source: DatabaseUrl, names: 
     """A disabled subscription on the slot we made (no copy: the bulk copy did that)."""
     statement = sql.SQL(
         "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (create_slot = false, "
-        "slot_name = {}, copy_data = false, enabled = false)"
+        "slot_name = {}, copy_data = false, enabled = false, synchronous_commit = on)"
     ).format(
         sql.Identifier(names.subscription),
         sql.Literal(pgconnect.conninfo(source)),

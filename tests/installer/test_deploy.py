@@ -151,6 +151,10 @@ def test_deploy_with_auto_update_then_the_server_updates_itself(
     tokens = agency.cli.json("token", "list", "acme")["tokens"]
     updater = [t for t in tokens if t["description"] == f"updater of {site.ref} on {server.ref}"]
     assert [t["scope"] for t in updater] == ["install"]
+    deploy(agency, site, server, "--auto-update")  # again: a new token, the old one revoked
+    tokens = agency.cli.json("token", "list", "acme")["tokens"]
+    updater = [t for t in tokens if t["description"] == f"updater of {site.ref} on {server.ref}"]
+    assert sorted(t["status"] for t in updater) == ["active", "revoked"]
 
     site.edit("index.html", lambda text: text.replace("<h1>", "<h1>Pulled by the server: "))
     site.build()

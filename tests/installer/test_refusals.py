@@ -183,6 +183,10 @@ def test_tampered_plan_and_mismatched_signatures_run_nothing(
     assert out.returncode == 4 and "does not cover the image digest" in out.stdout, out.stdout
     nothing_installed(server)
 
+    stale = signed_bundle(platform, site, 2, issued_at=int(time.time()) - 7200)
+    out = push(server, site, stale)  # a genuine plan, two hours old: could be a replay
+    assert out.returncode == 4 and "refusing an old plan" in out.stdout, out.stdout
+
     stranger = Signer(Ed25519PrivateKey.generate())  # a plan signed by another key, with it:
     out = push(server, site, signed_bundle(platform, site, 2, stranger))
     assert out.returncode == 4 and "release signature does not verify" in out.stdout, out.stdout

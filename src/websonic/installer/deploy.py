@@ -331,12 +331,16 @@ def _updater(
     """An install token for the server's updater timer, when one is asked for."""
     if not request.auto_update or request.dry_run:
         return None
+    description = f"updater of {request.site} on {request.host}"
+    for old in tokens.list_tokens(session, site.customer):  # the server keeps only the new one
+        if old.description == description and tokens.is_active(old):
+            tokens.revoke_token(session, old.public_id, actor=actor)
     made = tokens.create_token(
         session,
         site.customer,
         scope="install",
         expires_in=UPDATER_TOKEN_LIFETIME,
-        description=f"updater of {request.site} on {request.host}",
+        description=description,
         actor=actor,
     )
     return public_url, made.secret

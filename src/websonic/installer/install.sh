@@ -38,6 +38,7 @@ UNITS=/etc/systemd/system
 CADDY_ETC=/etc/caddy
 CADDY_SITES=/etc/caddy/websonic
 CERTS_D=/etc/containers/certs.d
+PLAN_MAX_AGE=3600
 PORT_FIRST=20000
 PORT_LAST=29999
 MARKER='# websonic-installer'
@@ -378,12 +379,29 @@ verify_plan() {
 			"The plan was altered or not made by the agency's WebSonic." "$E_VERIFY"
 	read_plan
 	[ "$P_SITE" = "$SITE" ] || die "the plan is for $P_SITE, not $SITE" "" "$E_VERIFY"
+	check_plan_age
 	verify_release
 	if [ -f "$WORK/install.sh.sig" ]; then
 		verify_signature "$WORK/install.sh" "$WORK/install.sh.sig" ||
 			die "the installer's own signature does not verify" "" "$E_VERIFY"
 	fi
 	say "plan verified: $SITE release $P_RELEASE, image $P_DIGEST"
+}
+
+check_plan_age() {  # a signed plan is good for an hour: an old one could be replayed
+	local age=$(( $(date +%s) - P_ISSUED_AT ))
+	[ "$age" -le "$PLAN_MAX_AGE" ] ||
+		die "the plan was made $age s ago (or this server's clock is ahead): refusing an old plan" \
+			"Fetch or push it again; if the clock is wrong, enable time sync." "$E_VERIFY"
+}
+
+refuse_downgrade() {  # an older release only when asked for by number (or a rollback)
+	local active
+	active=$(state_get active_release)
+	[ -n "$active" ] && [ -z "$BUNDLE" ] && [ -z "$RELEASE" ] && [ "$P_RELEASE" -lt "$active" ] ||
+		return 0
+	die "the portal offers release $P_RELEASE, older than release $active serving here: refused" \
+		"To go back on purpose: --release $P_RELEASE, or --rollback." "$E_VERIFY"
 }
 
 read_plan() {
@@ -1055,6 +1073,7 @@ deploy_release() {
 		[ "${CHANGED:-0}" = 0 ] || STATUS=succeeded
 		return 0
 	fi
+	refuse_downgrade
 	new=$(other_slot "${active:-green}")
 	port_new=$(state_get "port_$new")
 	if [ "$DRY_RUN" = 1 ]; then

@@ -160,6 +160,18 @@ def sync(
     """Make the folder ``dest`` hold what the folder ``source`` holds (see the module)."""
     src = source if isinstance(source, Endpoint) else parse_endpoint(source, "source")
     dst = dest if isinstance(dest, Endpoint) else parse_endpoint(dest, "destination")
+    here, there, shell = _prepare(platform, src, dst)
+    report = SyncReport(str(src), str(dst), options.dry_run, options.checksum, options.delete)
+    report.warnings += _ownership_warnings(there, options)
+    started = time.monotonic()
+    result = _run(platform, here.spec, there.spec, options, shell, report, progress)
+    report.seconds = round(time.monotonic() - started, 3)
+    _finish(platform, report, result, src, dst)
+    return report
+
+
+def _prepare(platform: Platform, src: Endpoint, dst: Endpoint) -> tuple[_Side, _Side, str | None]:
+    """Check everything before anything moves: rsync here and there, the host key, both ends."""
     if src.host and dst.host:
         raise InvalidInput(
             f"Both ends are servers ({src.host}, {dst.host}): one side must be this machine.",
@@ -171,24 +183,25 @@ def sync(
     here, there = _inspect(platform, src), _inspect(platform, dst)
     _check_source(here)
     _check_dest(there)
-    report = SyncReport(str(src), str(dst), options.dry_run, options.checksum, options.delete)
-    report.warnings += _ownership_warnings(there, options)
-    started = time.monotonic()
-    result = _run(platform, here.spec, there.spec, options, shell, report, progress)
-    report.seconds = round(time.monotonic() - started, 3)
+    return here, there, shell
+
+
+def _finish(
+    platform: Platform, report: SyncReport, result: Result, src: Endpoint, dst: Endpoint
+) -> None:
     if result.returncode == rsync.EXIT_VANISHED:
         report.warnings.append(
             "Some source files vanished while copying (the site deleted "
             "them meanwhile): a later pass settles it."
         )
     elif result.returncode != 0:
-        raise _failure(platform, result, src, dst, remote)
+        raise _failure(platform, result, src, dst, src.host or dst.host)
     try:
         _fill(report, rsync.parse_stats(result.stdout))
     except ValueError as exc:
-        raise ToolFailed(f"rsync ended without its statistics ({exc})", returncode=0,
-                         stderr=result.stderr) from None  # fmt: skip
-    return report
+        raise ToolFailed(
+            f"rsync ended without its statistics ({exc})", returncode=0, stderr=result.stderr
+        ) from None
 
 
 # --- the two ends -------------------------------------------------------------------------------

@@ -93,8 +93,9 @@ def checkpoint(cli: Cli) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 120, step: float = 0.02,
-             what: str = "condition") -> Any:  # fmt: skip
+def wait_for(
+    condition: Callable[[], Any], timeout: float = 120, step: float = 0.02, what: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()

@@ -155,6 +155,9 @@ def catch_up(m: Migration, target: Connection, source: Connection, name: str) ->
     scanned = Position.from_json(m.checkpoint.get("scanned") or m.checkpoint.get("snapshot"))
     while True:
         status = replica_status(target, name)
+        if _stopped_cleanly(status):
+            reattach(target, name)
+            status = replica_status(target, name)
         running = status is not None and status.get("Slave_IO_Running") == "Yes"
         stalled_since = None if running else (stalled_since or time.monotonic())
         check_replica(status, m.source, time.monotonic() - stalled_since if stalled_since else 0)
@@ -167,6 +170,13 @@ def catch_up(m: Migration, target: Connection, source: Connection, name: str) ->
             return
         m.run.check_stop()
         time.sleep(POLL_SECONDS)
+
+
+def _stopped_cleanly(status: dict[str, Any] | None) -> bool:
+    """Both threads stopped without an error (a STOP SLAVE, an UNTIL position reached)."""
+    return (status is not None and status.get("Slave_SQL_Running") == "No"
+            and status.get("Slave_IO_Running") == "No" and not status.get("Last_IO_Errno")
+            and not status.get("Last_SQL_Errno"))  # fmt: skip
 
 
 def _lag(source: Connection, status: dict[str, Any], now: Position) -> int:
@@ -198,6 +208,17 @@ class DdlRefused(MigrationFailed):
             hint="The source was left writable. Abandon this run (websonic db abandon RUN "
             "--from … --to …) and migrate again: the new schema is copied then.",
         )
+
+
+def wait_stopped(target: Connection, name: str, timeout: float = 30.0) -> None:
+    """Wait until the replication threads stopped (after an UNTIL position was reached)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = replica_status(target, name) or {}
+        if status.get("Slave_SQL_Running") == "No" and status.get("Slave_IO_Running") == "No":
+            return
+        time.sleep(0.02)
+    raise MigrationFailed("The target's replication did not stop at the verification position.")
 
 
 def reattach(target: Connection, name: str) -> None:

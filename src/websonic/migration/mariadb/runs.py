@@ -94,10 +94,11 @@ def verify_at_position(m: Migration, name: str) -> VerifyReport:
     snapshot = open_worker_snapshot(m)
     targets = [connect(m.target) for _ in range(jobs)]
     try:
-        _pause_at(m, targets[0], name, snapshot.position.gtid)
-        for conn in targets:
-            execute(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-        online.reattach(targets[0], name)
+        with session(m.target) as control:
+            _pause_at(m, control, name, snapshot.position.gtid)
+            for conn in targets:
+                execute(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            online.reattach(control, name)
         sides = Sides(snapshot.connections, targets, m.source.database, m.target.database)
         return verify(sides, m.options.chunk_rows, m.run.progress, expect_marker=True,
                       relaxed=True)  # fmt: skip
@@ -117,6 +118,7 @@ def _pause_at(m: Migration, target: Connection, name: str, gtid: str) -> None:
     if reached is None or int(reached) != 0:
         online.reattach(target, name)
         raise MigrationFailed(f"The target did not reach GTID {gtid} for the verification.")
+    online.wait_stopped(target, name)
 
 
 def _window(m: Migration, name: str, runner: Runner, source: Connection,

@@ -40,8 +40,17 @@ def test_the_fixture_database_moves_online_after_the_planned_remedy(
     planned = migrate(cli, source, target, "--mode", "online", "--dry-run")
     blockers = planned["plan"]["blockers"]
     assert [(b["code"], b["hint"]) for b in blockers] == [("no-primary-key", REMEDY)]
-    stderr = cli.fails("db", "migrate", "--from", source, "--to", target, "--mode", "online",
-                       code=MIGRATION_REFUSED)  # fmt: skip
+    stderr = cli.fails(
+        "db",
+        "migrate",
+        "--from",
+        source,
+        "--to",
+        target,
+        "--mode",
+        "online",
+        code=MIGRATION_REFUSED,
+    )
     assert REMEDY in stderr and "nothing was changed" in stderr
     assert slots(pg_source) == []
 
@@ -66,8 +75,17 @@ def test_a_source_without_logical_wal_is_refused_naming_the_setting(
     source = plain.create_database("shop")
     psql(plain, "shop", sql="CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
     target = pg_target.create_database("shop")
-    stderr = cli.fails("db", "migrate", "--from", source, "--to", target, "--mode", "online",
-                       code=MIGRATION_REFUSED)  # fmt: skip
+    stderr = cli.fails(
+        "db",
+        "migrate",
+        "--from",
+        source,
+        "--to",
+        target,
+        "--mode",
+        "online",
+        code=MIGRATION_REFUSED,
+    )
     assert "wal_level = replica" in stderr and "wal_level = logical" in stderr
     assert "RESTART" in stderr
     assert rows(

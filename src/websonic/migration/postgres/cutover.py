@@ -47,7 +47,7 @@ SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 
 
 def window_scope() -> Scope:
-    return Scope(checksum_bytes=WINDOW_CHECKSUM_BYTES, sequences=True)
+    return Scope(checksum_bytes=WINDOW_CHECKSUM_BYTES, sequences=True, marker=False)
 
 
 def read_only(conn: psycopg.Connection, on: bool) -> None:

@@ -27,7 +27,9 @@ def database_errors(doing: str) -> Iterator[None]:
     try:
         yield
     except psycopg.OperationalError as exc:
-        raise MigrationFailed(f"{doing}: the connection failed: {_first_line(exc)}") from None
+        if exc.sqlstate is None or exc.sqlstate.startswith(("08", "57")):
+            raise MigrationFailed(f"{doing}: the connection failed: {_first_line(exc)}") from None
+        raise MigrationFailed(f"{doing}: PostgreSQL said: {_first_line(exc)}") from None
     except psycopg.Error as exc:
         raise MigrationFailed(f"{doing}: PostgreSQL said: {_first_line(exc)}") from None
 

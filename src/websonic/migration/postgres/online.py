@@ -102,7 +102,7 @@ def _check_bulk(job: Job, snapshot: str) -> None:
         jobs=job.options.jobs,
         chunk_rows=job.options.chunk_rows,
         progress=job.run.progress,
-        scope=Scope(sequences=False, snapshot=snapshot),
+        scope=Scope(sequences=False, snapshot=snapshot, marker=False),
     )
     job.phase("verify", time.monotonic() - started)
     if not report.ok:
@@ -121,6 +121,7 @@ def _summary(report: Any) -> str:
 
 def _still_replicating(job: Job, names: replication.Names) -> bool:
     with pgconnect.connect(job.source) as src, pgconnect.connect(job.target) as tgt:
+        pgconnect.bypass_guard(src)
         if job.checkpoint.get("frozen"):
             cutover.read_only(src, False)
             job.run.save(frozen=False)

@@ -21,7 +21,7 @@ from psycopg import sql
 from websonic.migration.engine import ProgressSink
 from websonic.migration.postgres import checksum, inventory, sequences
 from websonic.migration.postgres import connect as pgconnect
-from websonic.migration.postgres.catalog import Table, key_range, tables
+from websonic.migration.postgres.catalog import Table, key_range, marker, tables
 from websonic.migration.postgres.chunks import Chunk, bounds_of, key_chunks
 from websonic.migration.postgres.copy import begin_snapshot
 from websonic.migration.postgres.pool import Pool
@@ -38,6 +38,7 @@ class Scope:
     checksum_bytes: int | None = None  # None: checksum every table
     sequences: bool = True
     snapshot: str | None = None  # the source as of this exported snapshot
+    marker: bool = True  # an unfinished migration's marker on the target is a difference
 
     def checksums(self, table: Table) -> bool:
         return self.checksum_bytes is None or table.bytes <= self.checksum_bytes
@@ -107,25 +108,38 @@ def _fetch(conn: psycopg.Connection, query: sql.Composed) -> list[tuple[object, 
         return None
 
 
+def _fetch_target(conn: psycopg.Connection, query: sql.Composed) -> list[tuple[object, ...]] | str:
+    """The target's rows, or why it cannot be read (missing, a view without data…)."""
+    try:
+        found = _fetch(conn, query)
+    except psycopg.errors.ObjectNotInPrerequisiteState as exc:
+        return str(exc).strip().splitlines()[0]
+    return MISSING if found is None else found
+
+
 def check_table(checker: Checker, table: Table, scope: Scope, chunk_rows: int) -> TableCheck:
     """Compare one table on both sides."""
     if not scope.checksums(table):
         count = checksum.row_count(table.schema, table.name)
         src, tgt = both(
-            lambda: _fetch(checker.source, count), lambda: _fetch(checker.target, count)
+            lambda: _fetch(checker.source, count), lambda: _fetch_target(checker.target, count)
         )
-        rows = (int(src[0][0]) if src else 0, int(tgt[0][0]) if tgt else 0)  # type: ignore[call-overload]
-        return TableCheck(table.qualified, *rows, 1, [] if tgt is not None else [MISSING])
+        source_rows = int(src[0][0]) if src else 0  # type: ignore[call-overload]
+        if isinstance(tgt, str):
+            return TableCheck(table.qualified, source_rows, 0, 1, [tgt])
+        return TableCheck(table.qualified, source_rows, int(tgt[0][0]), 1)  # type: ignore[call-overload]
     chunks = table_chunks(checker.source, table, chunk_rows)
     key = table.primary_key[0] if len(chunks) > 1 else None
     query = checksum.chunk_sums(
         table.schema, table.name, [c.name for c in table.columns], key, bounds_of(chunks)
     )
-    src, tgt = both(lambda: _fetch(checker.source, query), lambda: _fetch(checker.target, query))
+    src, tgt = both(
+        lambda: _fetch(checker.source, query), lambda: _fetch_target(checker.target, query)
+    )
     source = checksum.parse_sums(src or [], len(chunks))
-    target = checksum.parse_sums(tgt or [], len(chunks))
-    if tgt is None:
-        return TableCheck(table.qualified, _rows(source), 0, len(chunks), [MISSING])
+    if isinstance(tgt, str):
+        return TableCheck(table.qualified, _rows(source), 0, len(chunks), [tgt])
+    target = checksum.parse_sums(tgt, len(chunks))
     bad = checksum.mismatched(source, target)
     labels = [chunks[i].label(key or "key") for i in bad]
     return TableCheck(table.qualified, _rows(source), _rows(target), len(chunks), labels)
@@ -213,7 +227,11 @@ def compare_objects(checker: Checker, scope: Scope) -> list[Difference]:
     src, tgt = both(
         lambda: _objects(checker.source, scope), lambda: _objects(checker.target, scope)
     )
-    return inventory.compare(src[0], tgt[0]) + sequences.compare(src[1], tgt[1])
+    found = inventory.compare(src[0], tgt[0]) + sequences.compare(src[1], tgt[1])
+    if scope.marker and marker(checker.target) is not None:
+        unfinished = "an unfinished WebSonic migration: the target is not complete"
+        found.append(Difference("migration", "websonic.migration_marker", None, unfinished))
+    return found
 
 
 def _objects(

@@ -131,6 +131,7 @@ def test_migrate_and_verify_a_database_with_the_hard_cases(
     cli: Cli, source: Path, target: Path
 ) -> None:
     source.chmod(0o640)
+    os.chown(source, 10001, 10001)  # the site's user (the tests run as root)
     proc = migrate(cli, source, target)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
@@ -150,6 +151,7 @@ def test_migrate_and_verify_a_database_with_the_hard_cases(
         1234,
     ]
     assert target.stat().st_mode & 0o777 == 0o640
+    assert (target.stat().st_uid, target.stat().st_gid) == (10001, 10001)
     assert sorted(p.name for p in target.parent.iterdir() if p.name.startswith(".")) == []
 
     verified = cli.json("db", "verify", "--from", url(source), "--to", url(target))

@@ -112,9 +112,12 @@ def fsync(path: Path) -> None:
         os.close(fd)
 
 
-def put_in_place(partial: Path, target: Path, mode: int) -> None:
-    """Rename the finished copy to the target (atomic), with the source file's permissions."""
-    os.chmod(partial, mode & 0o7777)
+def put_in_place(partial: Path, target: Path, source: os.stat_result) -> None:
+    """Rename the finished copy to the target (atomic), with the source file's permissions
+    (and, when WebSonic runs as root, its owner: the application's user can open it)."""
+    os.chmod(partial, source.st_mode & 0o7777)
+    if os.geteuid() == 0:
+        os.chown(partial, source.st_uid, source.st_gid)
     remove_side_files(target)
     os.replace(partial, target)
     fsync(target.parent)

@@ -8,6 +8,7 @@ Each finished chunk and post-data entry is saved in the run's checkpoint.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from websonic.migration.report import Phase, Progress, TableResult
 from websonic.migration.urls import DatabaseUrl
 
 LO_CHUNK = 1 << 20
+CHUNKS_PER_JOB = 4
 PROGRESS_EVERY = 0.25
 
 
@@ -82,13 +84,16 @@ def snapshot_tables(source: DatabaseUrl, snapshot: str) -> list[Table]:
 
 
 def plan_chunks(
-    source: DatabaseUrl, snapshot: str, todo: list[Table], chunk_rows: int
+    source: DatabaseUrl, snapshot: str, todo: list[Table], chunk_rows: int, jobs: int
 ) -> dict[str, list[Chunk]]:
+    """Each table's copy chunks: ranges of ``chunk_rows`` rows, but no more than
+    ``CHUNKS_PER_JOB`` per job (fewer, longer scans copy faster; a killed run redoes more)."""
     plans: dict[str, list[Chunk]] = {}
     with pgconnect.connect(source) as conn:
         begin_snapshot(conn, snapshot)
         for table in todo:
-            plans[table.qualified] = _chunks(conn, table, chunk_rows)
+            rows = max(chunk_rows, math.ceil(table.rows / (CHUNKS_PER_JOB * max(1, jobs))))
+            plans[table.qualified] = _chunks(conn, table, rows)
     return plans
 
 

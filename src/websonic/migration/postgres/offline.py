@@ -87,7 +87,9 @@ def _copy_data(job: Job, snapshot: str) -> None:
     saved = job.checkpoint.get("chunks")
     plans = bulk.chunks_from_json(saved) if saved else {}
     missing = [t for t in todo if t.qualified not in plans]
-    plans |= bulk.plan_chunks(job.source, snapshot, missing, job.options.chunk_rows)
+    plans |= bulk.plan_chunks(
+        job.source, snapshot, missing, job.options.chunk_rows, job.options.jobs
+    )
     job.run.save(chunks=bulk.chunks_to_json(plans))
     kept: set[str] = set()
     done = set(job.checkpoint.get("done", []))
@@ -114,7 +116,11 @@ def _post_data_resumable(job: Job, snapshot: str) -> bool:
     todo = bulk.snapshot_tables(job.source, snapshot)
     plans = bulk.chunks_from_json(job.checkpoint.get("chunks") or {})
     plans |= bulk.plan_chunks(
-        job.source, snapshot, [t for t in todo if t.qualified not in plans], job.options.chunk_rows
+        job.source,
+        snapshot,
+        [t for t in todo if t.qualified not in plans],
+        job.options.chunk_rows,
+        job.options.jobs,
     )
     return resume.all_match(
         job.source, job.target, snapshot, todo, plans, job.options.jobs, job.run.stop_requested

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -122,3 +124,87 @@ def read_only(server: DatabaseServer) -> bool:
 
 def env_without(*names: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in names}
+
+
+class Writer:
+    """The application: inserts rows with unique ids through its own account, into the source
+    until ``switch_file`` exists, then into the target; records every acknowledged id.
+
+    A write whose outcome is unknown (the connection died during COMMIT) is retried with the
+    same id: a duplicate-key error then proves it had been written, so it counts once.
+    """
+
+    def __init__(
+        self,
+        source: DatabaseServer,
+        target: DatabaseServer,
+        switch_file: Path,
+        database: str = "shop",
+        table: str = "ledger",
+    ) -> None:
+        self.servers = {"source": source, "target": target}
+        self.switch_file, self.database, self.table = switch_file, database, table
+        self.acked: list[tuple[int, float, str]] = []  # (id, time acknowledged, where)
+        self.stop = threading.Event()
+        self.errors: list[str] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Writer:
+        self.thread.start()
+        return self
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join(30)
+
+    def _connect(self, where: str) -> Any:
+        import pymysql
+
+        server = self.servers[where]
+        return pymysql.connect(
+            host=server.host,
+            port=server.port,
+            user=APP_USER,
+            password=APP_PASSWORD,
+            database=self.database,
+            autocommit=True,
+            connect_timeout=2,
+            read_timeout=5,
+            write_timeout=5,
+        )
+
+    def _where(self) -> str:
+        return "target" if self.switch_file.exists() else "source"
+
+    def _run(self) -> None:
+        next_id, conn, where = 1, None, ""
+        while not self.stop.is_set():
+            try:
+                if conn is None or where != self._where():
+                    where = self._where()
+                    conn = self._connect(where)
+                with conn.cursor() as cursor:
+                    cursor.execute(
+                        f"INSERT INTO {self.table} (id, note) VALUES (%s, %s)",
+                        (next_id, f"{where} {time.time():.6f}"),
+                    )
+                self._ack(next_id, where)
+                next_id += 1
+                time.sleep(0.002)
+            except Exception as exc:
+                code = exc.args[0] if exc.args else None
+                if code == 1062:  # written by the attempt whose answer was lost
+                    self._ack(next_id, where)
+                    next_id += 1
+                    continue
+                self.errors.append(f"{where}: {exc}")
+                conn = None
+                time.sleep(0.005)
+
+    def _ack(self, ident: int, where: str) -> None:
+        self.acked.append((ident, time.monotonic(), where))
+
+    def gap(self) -> float:
+        """The longest time between two acknowledged writes (the downtime the app saw)."""
+        times = [at for _, at, _ in self.acked]
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)

@@ -75,7 +75,7 @@ def row_literal_expr(columns: Sequence[Column]) -> str:
 
 def key_literal_expr(columns: Sequence[Column]) -> str:
     """The literals of a key's values joined by a unit separator (0x1F never occurs in them)."""
-    return f"CONCAT_WS(CHAR(31), {', '.join(literal_expr(c) for c in columns)})"
+    return f"CONCAT_WS(CHAR(31 USING utf8mb4), {', '.join(literal_expr(c) for c in columns)})"
 
 
 def split_key(text: str) -> list[str]:

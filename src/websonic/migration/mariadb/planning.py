@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from websonic.migration.mariadb.catalog import Table
+from websonic.migration.mariadb.online import connection_name
 from websonic.migration.mariadb.probe import has_privilege
 from websonic.migration.plan import Blocker, MigrateOptions, Plan, ServerInfo, TablePlan
 
@@ -186,13 +187,14 @@ def _online(facts: Facts) -> list[Blocker]:
                              f"({source.get('server_id')}): replication needs distinct ones.",
                              "SET GLOBAL server_id = <another number> on the target (and in "
                              "its configuration)."))  # fmt: skip
-    if target.get("replicating"):
+    ours = connection_name(facts.target_database) if facts.target_marked else None
+    others = [c for c in target.get("replicating", "").split(",") if c and c != ours]
+    if others:
         found.append(
             Blocker(
                 "replicating",
-                "The target already replicates from another server "
-                f"({target['replicating']}); online mode would change its GTID "
-                "position.",
+                f"The target already replicates from another server ({', '.join(others)}); "
+                "online mode would change its GTID position.",
                 "Migrate offline, or stop that replication.",
             )
         )

@@ -89,34 +89,41 @@ def _differences(report: VerifyReport) -> str:
 
 
 def verify_at_position(m: Migration, name: str) -> VerifyReport:
-    """Both sides compared at one GTID position G while the source keeps taking writes."""
+    """Both sides compared at one GTID position G while the source keeps taking writes.
+
+    The target's replication stops first (so it is behind G), the source's snapshot fixes G,
+    then the target replicates exactly up to G (``UNTIL master_gtid_pos``) and opens its own
+    snapshot there before replication goes on.
+    """
     jobs = max(1, m.options.jobs)
-    snapshot = open_worker_snapshot(m)
     targets = [connect(m.target) for _ in range(jobs)]
+    snapshot = None
     try:
         with session(m.target) as control:
-            _pause_at(m, control, name, snapshot.position.gtid)
-            for conn in targets:
-                execute(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-            online.reattach(control, name)
+            execute(control, f"STOP SLAVE {string_literal(name)}")
+            try:
+                snapshot = open_worker_snapshot(m)
+                _replicate_until(m, control, name, snapshot.position.gtid)
+                for conn in targets:
+                    execute(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            finally:
+                online.reattach(control, name)
         sides = Sides(snapshot.connections, targets, m.source.database, m.target.database)
         return verify(sides, m.options.chunk_rows, m.run.progress, expect_marker=True,
                       relaxed=True)  # fmt: skip
     finally:
-        snapshot.close()
+        if snapshot is not None:
+            snapshot.close()
         for conn in targets:
             close(conn)
 
 
-def _pause_at(m: Migration, target: Connection, name: str, gtid: str) -> None:
+def _replicate_until(m: Migration, target: Connection, name: str, gtid: str) -> None:
     quoted = string_literal(name)
-    execute(target, f"STOP SLAVE {quoted}")
     execute(target, f"START SLAVE {quoted} UNTIL master_gtid_pos = {string_literal(gtid)}")
-    reached = value(
-        target, "SELECT MASTER_GTID_WAIT(%s, %s)", (gtid, max(60.0, m.options.cutover_timeout * 4))
-    )
+    wait = max(60.0, m.options.cutover_timeout * 4)
+    reached = value(target, "SELECT MASTER_GTID_WAIT(%s, %s)", (gtid, wait))
     if reached is None or int(reached) != 0:
-        online.reattach(target, name)
         raise MigrationFailed(f"The target did not reach GTID {gtid} for the verification.")
     online.wait_stopped(target, name)
 

@@ -65,6 +65,7 @@ def test_the_fixture_database_moves_online_after_the_planned_remedy(
     read_only = "SELECT current_setting('default_transaction_read_only')"
     assert rows(pg_source, "shop", read_only) == [("on",)]
     assert rows(pg_target, "shop", read_only) == [("off",)]
+    assert any("RESET default_transaction_read_only" in note for note in report["notes"])
     assert cli.run("db", "verify", "--from", source, "--to", target).returncode == 0
 
 

@@ -219,6 +219,8 @@ def print_report(report: MigrateReport) -> None:
                   f" ({phases})", highlight=False)  # fmt: skip
     if report.write_downtime_seconds is not None:
         console.print(f"Write downtime: {report.write_downtime_seconds:.3f} s", highlight=False)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
     if report.verify is not None:
         print_verify(report.verify)
     for error in report.errors:

@@ -68,6 +68,7 @@ class Outcome:
     phases: dict[str, float] = field(default_factory=dict)
     write_downtime_seconds: float | None = None
     verify: VerifyReport | None = None  # online: the verification made in the cutover window
+    notes: list[str] = field(default_factory=list)  # for the user, e.g. how to undo a switch
 
 
 class Engine(Protocol):

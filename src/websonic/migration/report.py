@@ -97,6 +97,7 @@ class MigrateReport:
     verify: VerifyReport | None = None
     errors: list[str] = field(default_factory=list)
     plan: Plan | None = None
+    notes: list[str] = field(default_factory=list)  # what the user should know (how to undo…)
 
     @property
     def rows(self) -> int:

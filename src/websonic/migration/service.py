@@ -144,6 +144,7 @@ def _fill(
 ) -> None:  # fmt: skip
     report.tables, report.phases = outcome.tables, outcome.phases
     report.write_downtime_seconds = outcome.write_downtime_seconds
+    report.notes = list(outcome.notes)
     report.verify = outcome.verify
     if report.verify is None and options.verify:
         report.verify = engine.verify(ends.source_reached, ends.target_reached, options, progress)

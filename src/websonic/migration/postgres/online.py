@@ -183,7 +183,7 @@ def _clean_up(job: Job, names: replication.Names) -> None:
     with pgconnect.connect(job.target) as tgt:
         schema.mark_complete(tgt)
     job.run.save(phase="done")
-    job.run.log(cutover.undo_hint(database))
+    job.outcome.notes.append(cutover.undo_hint(database))
     job.phase("cleanup", time.monotonic() - started)
 
 

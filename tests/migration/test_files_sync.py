@@ -299,7 +299,9 @@ def test_refusals_with_a_server(cli: Cli, uploads: Path, test_host: TestHost) ->
     )
     deploy = add_host(cli, test_host, "web2", user="deploy")
     err = cli.fails("files", "sync", str(uploads), f"{deploy}:/root/uploads", code=11)
-    assert "may not read or write there" in err and "Permission denied" in err
+    assert "may not write in /root on acme/web2 (to make /root/uploads)" in err
+    err = cli.fails("files", "sync", f"{deploy}:/root", str(uploads), code=11)
+    assert "may not read the folder /root on acme/web2" in err
     done = cli.run("files", "sync", str(uploads), f"{deploy}:/home/deploy/uploads")
     assert "not root" in done.stderr  # its files cannot be given to 10001:10001
     # rsync missing on the server: say what to install

@@ -47,6 +47,10 @@ echo "rsync=$(rsync --version 2>/dev/null | head -n 1)"
 echo "uid=$(id -u)"
 if [ -d "$1" ]; then echo path=folder; elif [ -e "$1" ]; then echo path=other
 else echo path=missing; fi
+p=$1; while [ ! -e "$p" ] && [ "$p" != / ]; do p=$(dirname -- "$p"); done
+echo "nearest=$p"
+if [ -r "$p" ] && [ -x "$p" ]; then echo readable=yes; else echo readable=no; fi
+if [ -w "$p" ] && [ -x "$p" ]; then echo writable=yes; else echo writable=no; fi
 """
 
 
@@ -148,6 +152,9 @@ class _Side:
     spec: str  # what rsync is given
     kind: str  # folder, other, missing
     uid: int  # the user that reads or writes there
+    nearest: str  # the path, or its nearest parent that exists
+    readable: bool  # by that user (the nearest folder)
+    writable: bool
 
 
 def sync(
@@ -222,7 +229,10 @@ def _inspect(platform: Platform, end: Endpoint) -> _Side:
     if end.host is None:
         path = Path(end.path)
         kind = "folder" if path.is_dir() else ("other" if path.exists() else "missing")
-        return _Side(end, end.path, kind, os.geteuid())
+        nearest = next(p for p in (path, *path.parents) if p.exists())
+        readable = os.access(nearest, os.R_OK | os.X_OK)
+        writable = os.access(nearest, os.W_OK | os.X_OK)
+        return _Side(end, end.path, kind, os.geteuid(), str(nearest), readable, writable)
     with platform.sessions() as session:
         host = hosts.get_host(session, end.host)
         result = hosts.run_remote(
@@ -245,7 +255,9 @@ def _inspect(platform: Platform, end: Endpoint) -> _Side:
             )
         _check_version(rsync.parse_version(facts["rsync"]), f"on {end.host}")
         spec = rsync.remote_path(host.ssh_user, host.address, end.path)
-    return _Side(end, spec, facts.get("path", "missing"), int(facts.get("uid") or -1))
+    return _Side(end, spec, facts.get("path", "missing"), int(facts.get("uid") or -1),
+                 facts.get("nearest", ""), facts.get("readable") == "yes",
+                 facts.get("writable") == "yes")  # fmt: skip
 
 
 def _check_version(found: str, where: str) -> None:
@@ -258,23 +270,40 @@ def _check_version(found: str, where: str) -> None:
         )
 
 
+def _where(side: _Side) -> str:
+    return f" on {side.endpoint.host}" if side.endpoint.host else ""
+
+
 def _check_source(side: _Side) -> None:
-    where = f" on {side.endpoint.host}" if side.endpoint.host else ""
     if side.kind == "missing":
-        raise NotFound(f"The source folder {side.endpoint.path} does not exist{where}.")
+        raise NotFound(f"The source folder {side.endpoint.path} does not exist{_where(side)}.")
     if side.kind != "folder":
         raise InvalidInput(
-            f"The source {side.endpoint.path}{where} is not a folder: "
+            f"The source {side.endpoint.path}{_where(side)} is not a folder: "
             "files sync copies a folder's contents."
+        )
+    if not side.readable:
+        raise PermissionDenied(
+            f"The user {_who(side)} may not read the folder {side.endpoint.path}{_where(side)}."
         )
 
 
 def _check_dest(side: _Side) -> None:
     if side.kind == "other":
-        where = f" on {side.endpoint.host}" if side.endpoint.host else ""
         raise InvalidInput(
-            f"The destination {side.endpoint.path}{where} exists and is not a folder."
+            f"The destination {side.endpoint.path}{_where(side)} exists and is not a folder."
         )
+    if not side.writable:
+        made = "" if side.nearest == side.endpoint.path else f" (to make {side.endpoint.path})"
+        raise PermissionDenied(
+            f"The user {_who(side)} may not write in {side.nearest}{_where(side)}{made}.",
+            hint="Choose a folder that user may write in, log in as a user that may "
+            "(websonic host add with another --ssh user), or fix the folder's owner and mode.",
+        )
+
+
+def _who(side: _Side) -> str:
+    return f"uid {side.uid}"
 
 
 def _ownership_warnings(dest: _Side, options: SyncOptions) -> list[str]:
@@ -365,9 +394,9 @@ def _failure(
         return ToolFailed("rsync was interrupted.", returncode=code, stderr=stderr, hint=resume)
     kind = rsync.classify_failure(stderr)
     if kind in ("permission", "read_only"):
-        lines = "\n".join(rsync.error_lines(stderr, kind))
+        shown = "\n".join(rsync.error_lines(stderr, kind))
         return PermissionDenied(
-            f"rsync may not read or write there ({src} -> {dst}):\n{lines}",
+            f"rsync may not read or write there ({src} -> {dst}):\n{shown}",
             hint="Write as a user allowed to (the host's login user), or "
             "fix the folder's owner and mode.",
         )
@@ -383,8 +412,10 @@ def _failure(
         return ConnectionFailed(
             f"The connection to {remote} was lost during the transfer.", hint=resume
         )
+    tail = "".join(f"\n{line}" for line in stderr.strip().splitlines()[-5:] if line.strip())
+    meaning = f" ({rsync.EXIT_MEANINGS[code]})" if code in rsync.EXIT_MEANINGS else ""
     return ToolFailed(
-        f"rsync failed ({src} -> {dst})",
+        f"rsync failed ({src} -> {dst}), exit {code}{meaning}{tail}",
         returncode=code,
         stderr=stderr,
         hint=resume if code != rsync.EXIT_PARTIAL else None,

@@ -21,6 +21,19 @@ EXIT_PARTIAL = 23  # some files or attributes were not transferred (see the erro
 EXIT_VANISHED = 24  # some source files vanished while copying (a live site deleted them)
 EXIT_SIGNAL = 20  # received SIGINT, SIGTERM or SIGHUP
 EXIT_SSH = 255
+#: What rsync's exit codes mean, for messages (a remote side's own error line can get lost when
+#: it ends the connection first).
+EXIT_MEANINGS = {
+    1: "syntax or usage error",
+    2: "protocol incompatibility",
+    3: "errors selecting input/output files or folders",
+    5: "error starting the client-server protocol",
+    10: "error in socket I/O",
+    11: "error in file I/O: a folder or file that cannot be made or written?",
+    12: "error in the rsync protocol data stream",
+    23: "some files or attributes were not transferred",
+    30: "timeout in data send/receive",
+}
 #: The connection failed or was lost: socket I/O, protocol stream, timeouts, the remote shell.
 EXIT_CONNECTION = frozenset({10, 12, 30, 35, EXIT_SSH})
 

@@ -91,10 +91,8 @@ def test_online_killed_while_catching_up_reattaches_and_finishes(
     process = background(cli, *command)
     holder = None
     try:
-        wait_for(lambda: checkpoint(cli).get("phase") == "indexes", what="the copy to end")
-        # hold a row the next change needs: the target's apply waits, the lag stays high
-        holder = psycopg.connect(target)
-        holder.execute("SELECT * FROM public.audit_log WHERE what = 'order 1' FOR UPDATE")
+        # changes after the slot's snapshot: they reach the target through the subscription
+        wait_for(lambda: "slot_lsn" in checkpoint(cli), what="the replication slot")
         psql(pg_source, "shop", sql="UPDATE public.audit_log SET who = 'x' WHERE what = 'order 1'")
         psql(
             pg_source,
@@ -102,6 +100,10 @@ def test_online_killed_while_catching_up_reattaches_and_finishes(
             sql="INSERT INTO shop.orders (customer_id, note, ordered_at) "
             "SELECT 1, repeat('late ', 20), now() FROM generate_series(1, 20000)",
         )
+        # hold the row the first change needs: the target's apply waits, the lag stays high
+        wait_for(lambda: checkpoint(cli).get("phase") == "indexes", what="the copy to end")
+        holder = psycopg.connect(target)
+        holder.execute("SELECT * FROM public.audit_log WHERE what = 'order 1' FOR UPDATE")
         kill_when(process, cli, lambda saved: saved.get("phase") == "catch-up", "catch-up")
         assert len(slots(pg_source)) == 1
         assert len(rows(pg_target, "shop", "SELECT subname FROM pg_subscription")) == 1
@@ -149,45 +151,22 @@ def test_online_killed_inside_the_cutover_window_unfreezes_and_switches_on_the_n
     assert cli.run("db", "verify", "--from", source, "--to", target).returncode == 0
 
 
-def test_abandon_removes_replication_guard_and_the_partial_copy(
+def test_abandon_removes_the_slot_guard_and_the_partial_copy(
     cli: Cli, pg_source: DatabaseServer, pg_target: DatabaseServer
 ) -> None:
-    source = pg_source.create_database("shop")
-    psql(
-        pg_source,
-        "shop",
-        sql="CREATE TABLE items (id int PRIMARY KEY, name text); "
-        "INSERT INTO items SELECT i, 'item ' || i FROM generate_series(1, 1000) AS i",
-    )
+    source = load_fixture(pg_source, extra=REMEDY + BIG)
     target = pg_target.create_database("shop")
     command = ("db", "migrate", "--from", source, "--to", target, "--mode", "online")
-    process = background(cli, *command)
-    holder = None
-    try:
-        subscribed = "SELECT count(*) FROM pg_subscription"
-        wait_for(lambda: rows(pg_target, "shop", subscribed) == [(1,)], what="the subscription")
-        holder = psycopg.connect(target)
-        holder.execute("SELECT * FROM items WHERE id = 1 FOR UPDATE")
-        psql(
-            pg_source,
-            "shop",
-            sql="UPDATE items SET name = 'changed' WHERE id = 1; "
-            "INSERT INTO items SELECT i, repeat('x', 200) FROM generate_series(1001, 8000) i",
-        )
-        kill_when(process, cli, lambda saved: saved.get("phase") == "catch-up", "catch-up")
-    finally:
-        if holder is not None:
-            holder.close()
-        if process.poll() is None:
-            process.kill()
+    kill_when(background(cli, *command), cli, big_chunks_done, "three chunks of public.big")
     run = cli.json("db", "runs")["runs"][0]
-    assert run["status"] == "catching_up"
+    assert run["status"] == "copying" and len(slots(pg_source)) == 1
+    assert rows(pg_source, "shop", "SELECT count(*) FROM pg_event_trigger") == [(2,)]
+
     cli.run("db", "abandon", str(run["id"]), "--from", source, "--to", target)
     assert slots(pg_source) == []
     assert rows(pg_source, "shop", "SELECT count(*) FROM pg_publication") == [(0,)]
     assert rows(pg_source, "shop", "SELECT count(*) FROM pg_event_trigger") == [(0,)]
     assert rows(pg_source, "shop", "SELECT to_regnamespace('websonic')") == [(None,)]
-    assert rows(pg_target, "shop", "SELECT count(*) FROM pg_subscription") == [(0,)]
-    assert rows(pg_target, "shop", "SELECT to_regclass('public.items')") == [(None,)]
+    assert rows(pg_target, "shop", "SELECT to_regclass('public.big')") == [(None,)]
     assert rows(pg_target, "shop", MARKER) == [(False,)]
     assert cli.json("db", "runs")["runs"][0]["status"] == "abandoned"

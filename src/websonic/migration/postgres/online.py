@@ -142,6 +142,11 @@ def _catch_up_and_switch(job: Job, names: replication.Names) -> Outcome:
         job.run.save(phase="catch-up")
         return job.outcome
     job.outcome.write_downtime_seconds = round(downtime, 3)
+    if not job.options.on_switch:
+        job.outcome.notes.append(
+            "No --on-switch command was given: point the application at "
+            "the target now (the source takes no more writes)."
+        )
     job.phase("cutover", downtime)
     _clean_up(job, names)
     return job.outcome

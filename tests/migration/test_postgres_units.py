@@ -7,14 +7,16 @@ the downgrade blocker is tested here on a fake ServerInfo.
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from psycopg import sql
 
+from websonic.core.errors import MigrationFailed
 from websonic.migration.plan import MigrateOptions, ServerInfo
-from websonic.migration.postgres import checksum, cutover, planning, resume
+from websonic.migration.postgres import checksum, cutover, planning, replication, resume
 from websonic.migration.postgres.catalog import Column, Facts, Table
 from websonic.migration.postgres.chunks import Chunk, block_chunks, bounds_of, key_chunks
-from websonic.migration.postgres.connect import connection_failed
+from websonic.migration.postgres.connect import connection_failed, conninfo
 from websonic.migration.postgres.copy import chunk_condition, copy_in, copy_out
 from websonic.migration.postgres.probe import info_from_row
 from websonic.migration.urls import parse_database_url
@@ -370,3 +372,28 @@ def test_connection_errors_say_what_is_wrong_without_the_password(error: str, sa
     failed = connection_failed(url, error)
     assert says in str(failed) and PASSWORD not in str(failed)
     assert "db.example:5433" in str(failed)
+
+
+class Unreachable:
+    """A target whose CREATE SUBSCRIPTION cannot connect back to the source."""
+
+    def execute(self, _statement: object) -> None:
+        raise psycopg.OperationalError(
+            f'could not connect to the publisher: password "{PASSWORD}" host 10.0.0.9 refused'
+        )
+
+
+def test_a_target_that_cannot_reach_the_source_says_so() -> None:
+    url = parse_database_url(f"postgresql://shop:{PASSWORD}@db.example:5433/shop")
+    with pytest.raises(MigrationFailed) as failed:
+        replication.create_subscription(Unreachable(), url, replication.Names.of_run(7))  # type: ignore[arg-type]
+    text = str(failed.value)
+    assert "The target server cannot reach the source at db.example:5433" in text
+    assert "pg_hba.conf" in text and PASSWORD not in text
+
+
+def test_the_subscription_connection_string_is_built_from_the_url() -> None:
+    url = parse_database_url(f"postgresql://shop:{PASSWORD}@db.example:5433/shop?sslmode=require")
+    info = conninfo(url)
+    assert "host=db.example" in info and "port=5433" in info and "sslmode=require" in info
+    assert "dbname=shop" in info

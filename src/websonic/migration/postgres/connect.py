@@ -18,7 +18,8 @@ from websonic.tools.postgres import Login
 APPLICATION = "websonic"
 #: Our own sessions on the source carry this setting: the DDL guard lets them through.
 GUARD_BYPASS = "websonic.migrating"
-#: Session settings that make the text form of every value the same on both servers.
+#: Session settings of the copy and the checks: the text form of every value the same on both
+#: servers, and every row visible.
 CANONICAL_TEXT = {
     "DateStyle": "ISO, MDY",
     "IntervalStyle": "postgres",
@@ -26,6 +27,8 @@ CANONICAL_TEXT = {
     "extra_float_digits": "1",
     "bytea_output": "hex",
     "lc_monetary": "C",
+    # a row-level security policy must fail a read, never silently hide rows from the copy
+    "row_security": "off",
 }
 
 

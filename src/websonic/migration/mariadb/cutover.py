@@ -65,18 +65,22 @@ class Frozen:
     position: Position = field(default_factory=Position)
 
 
-def freeze(m: Migration, conn: Connection, spare: set[int]) -> Frozen:
+def freeze(m: Migration, conn: Connection, spare: set[int], users: set[str]) -> Frozen:
+    """read_only on, then the application's sessions ended (``users``: read before)."""
     before = str(value(conn, "SELECT @@GLOBAL.read_only"))
     m.save(frozen={"read_only": before})
     started = time.monotonic()
     execute(conn, "SET GLOBAL read_only = 1")
-    kill_sessions(conn, m.source.database, spare | {int(conn.thread_id())})
+    kill_sessions(conn, m.source.database, spare | {int(conn.thread_id())}, users)
     return Frozen(conn, before, started, current_position(conn))
 
 
-def kill_sessions(conn: Connection, database: str, spare: set[int]) -> list[int]:
+def application_users(conn: Connection, database: str) -> set[str]:
+    return {user for user, _host in grants.accounts(conn, database)}
+
+
+def kill_sessions(conn: Connection, database: str, spare: set[int], users: set[str]) -> list[int]:
     """End the sessions of the database's accounts and any session using the database."""
-    users = {user for user, _host in grants.accounts(conn, database)}
     killed = []
     for row in rows(conn, "SELECT ID, USER, DB, COMMAND FROM information_schema.PROCESSLIST"):
         ident_, user, db, command = int(row[0]), str(row[1]), row[2], str(row[3])

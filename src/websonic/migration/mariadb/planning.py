@@ -18,9 +18,9 @@ from websonic.migration.mariadb.online import connection_name
 from websonic.migration.mariadb.probe import has_privilege
 from websonic.migration.plan import Blocker, MigrateOptions, Plan, ServerInfo, TablePlan
 
-COPY_RATE = 30 << 20
-INDEX_RATE = 60 << 20
-VERIFY_RATE = 80 << 20
+COPY_RATE = 7 << 20
+INDEX_RATE = 8 << 20
+VERIFY_RATE = 50 << 20
 DISK_MARGIN = 1.2  # the target needs the data, its indexes and some room for logs
 
 

@@ -131,12 +131,13 @@ def _replicate_until(m: Migration, target: Connection, name: str, gtid: str) -> 
 def _window(m: Migration, name: str, runner: Runner, source: Connection,
             target: Connection) -> tuple[float, VerifyReport]:  # fmt: skip
     columns = cutover.auto_increment_columns(source, m.source.database)
+    users = cutover.application_users(source, m.source.database)
     jobs = max(1, m.options.jobs)
     checkers = [connect(m.source) for _ in range(jobs)] + [connect(m.target) for _ in range(jobs)]
     spare = {int(c.thread_id()) for c in checkers}
     frozen: cutover.Frozen | None = None
     try:
-        frozen = cutover.freeze(m, source, spare)
+        frozen = cutover.freeze(m, source, spare, users)
         deadline = frozen.started + m.options.cutover_timeout
         cutover.drain(m, frozen, target, name, deadline)
         cutover.check_no_ddl(m, source, frozen.position)

@@ -277,8 +277,11 @@ def test_an_interrupted_transfer_resumes(cli: Cli, tmp_path: Path, test_host: Te
             proc.kill()
     assert proc.returncode == 7, err
     assert "rsync was interrupted" in err and "run the same command again" in err.lower()
-    kept = _remote_size(test_host, partial)
-    assert 8 << 20 <= kept < len(data)
+    deadline = time.monotonic() + 60  # the server's rsync keeps the part once it sees the end
+    while (kept := _remote_size(test_host, partial)) < 8 << 20:
+        assert time.monotonic() < deadline, test_host.ssh("ls -laR /srv/up").stdout
+        time.sleep(0.2)
+    assert kept < len(data)
 
     resumed = sync(cli, str(source), f"{ref}:/srv/up")
     assert resumed["files_transferred"] == 1

@@ -224,6 +224,7 @@ def server(major: int = 15, **settings: str) -> ServerInfo:
         "replication": "on",
         "can_subscribe": "on",
         "free_disk_bytes": str(10**12),
+        "createrole": "on",
     }
     return ServerInfo("postgresql", (major, 4), f"{major}.4", 10**6, {**base, **settings})
 
@@ -397,3 +398,20 @@ def test_the_subscription_connection_string_is_built_from_the_url() -> None:
     info = conninfo(url)
     assert "host=db.example" in info and "port=5433" in info and "sslmode=require" in info
     assert "dbname=shop" in info
+
+
+def test_roles_the_target_lacks_need_a_user_that_may_create_them() -> None:
+    lacking = planning.Sides(
+        server(),
+        server(createrole="off"),
+        Facts(),
+        Facts(),
+        {},
+        missing_roles=("shop_app", "shop_reader"),
+    )
+    found = planning.blockers(lacking, MigrateOptions())
+    assert codes(found) == {"roles": True} and "shop_app, shop_reader" in found[0].message
+    able = planning.Sides(
+        server(), server(createrole="on"), Facts(), Facts(), {}, missing_roles=("shop_app",)
+    )
+    assert planning.blockers(able, MigrateOptions()) == []

@@ -12,7 +12,7 @@ from websonic.core.errors import MigrationFailed
 from websonic.core.runner import Runner
 from websonic.migration.engine import Outcome, ProgressSink, RunContext
 from websonic.migration.plan import MigrateOptions, Plan, ServerInfo
-from websonic.migration.postgres import catalog, offline, online, planning, schema
+from websonic.migration.postgres import catalog, offline, online, planning, roles, schema
 from websonic.migration.postgres import connect as pgconnect
 from websonic.migration.postgres.bulk import Job
 from websonic.migration.postgres.probe import probe
@@ -62,6 +62,7 @@ class PostgresEngine:
                 catalog.facts(tgt),
                 catalog.available_extensions(tgt),
                 offline_identity(src),
+                tuple(role.name for role in roles.missing_roles(src, tgt)),
             )
 
     def migrate(

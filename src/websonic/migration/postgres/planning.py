@@ -32,6 +32,7 @@ class Sides:
     target_facts: Facts
     available: dict[str, list[str]]  # extensions the target server can install
     source_identity: str = ""
+    missing_roles: tuple[str, ...] = ()  # roles the database uses that the target lacks
 
 
 def estimate_seconds(facts: Facts, jobs: int) -> float:
@@ -72,6 +73,7 @@ def build_plan(sides: Sides, options: MigrateOptions) -> Plan:
 def blockers(sides: Sides, options: MigrateOptions) -> list[Blocker]:
     found = [
         *_versions(sides),
+        *_roles(sides),
         *_target_state(sides, options),
         *_extensions(sides),
         *_disk(sides),
@@ -95,6 +97,20 @@ def _versions(sides: Sides) -> list[Blocker]:
             )
         ]
     return []
+
+
+def _roles(sides: Sides) -> list[Blocker]:
+    if not sides.missing_roles or sides.target.settings.get("createrole") == "on":
+        return []
+    names = ", ".join(sides.missing_roles)
+    return [
+        Blocker(
+            "roles",
+            f"The database uses roles the target server lacks ({names}) and the target user "
+            "may not create roles.",
+            hint="Create them on the target first, or give the target user CREATEROLE.",
+        )
+    ]
 
 
 def _target_state(sides: Sides, options: MigrateOptions) -> list[Blocker]:

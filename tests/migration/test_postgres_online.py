@@ -191,3 +191,32 @@ def test_ddl_during_an_online_migration_is_refused_and_the_copy_stays_consistent
     columns = "SELECT count(*) FROM information_schema.columns WHERE column_name = 'colour'"
     assert rows(pg_target, "shop", columns) == [(0,)] == rows(pg_source, "shop", columns)
     assert cli.run("db", "verify", "--from", source, "--to", target).returncode == 0
+
+
+def test_a_failing_switch_unfreezes_the_source_and_the_next_run_switches(
+    cli: Cli, pg_source: DatabaseServer, pg_target: DatabaseServer, tmp_path: Path
+) -> None:
+    source = pg_source.create_database("shop")
+    psql(
+        pg_source,
+        "shop",
+        sql="CREATE TABLE items (id int PRIMARY KEY, name text); "
+        "INSERT INTO items SELECT i, 'item ' || i FROM generate_series(1, 1000) AS i",
+    )
+    target = pg_target.create_database("shop")
+    command = ("db", "migrate", "--from", source, "--to", target, "--mode", "online")
+    stderr = cli.fails(*command, "--on-switch", "echo cannot switch >&2; exit 3", code=15)
+    assert "--on-switch command failed (exit 3: cannot switch)" in stderr
+    read_only = "SELECT current_setting('default_transaction_read_only')"
+    assert rows(pg_source, "shop", read_only) == [("off",)]  # the application keeps its source
+    psql(pg_source, "shop", sql="INSERT INTO items VALUES (1001, 'written after the failure')")
+    assert len(slots(pg_source)) == 1  # the replication goes on
+
+    switched = tmp_path / "switched"
+    cli.run(*command, "--on-switch", f"touch {switched}")
+    assert switched.exists()
+    assert rows(pg_target, "shop", "SELECT name FROM items WHERE id = 1001") == [
+        ("written after the failure",)
+    ]
+    assert slots(pg_source) == []
+    assert cli.run("db", "verify", "--from", source, "--to", target).returncode == 0

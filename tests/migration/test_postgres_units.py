@@ -7,18 +7,21 @@ the downgrade blocker is tested here on a fake ServerInfo.
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 from psycopg import sql
 
 from websonic.core.errors import MigrationFailed
 from websonic.migration.plan import MigrateOptions, ServerInfo
-from websonic.migration.postgres import checksum, cutover, planning, replication, resume
+from websonic.migration.postgres import checksum, cutover, online, planning, replication, resume
 from websonic.migration.postgres.catalog import Column, Facts, Table
 from websonic.migration.postgres.chunks import Chunk, block_chunks, bounds_of, key_chunks
 from websonic.migration.postgres.connect import connection_failed, conninfo
 from websonic.migration.postgres.copy import chunk_condition, copy_in, copy_out
 from websonic.migration.postgres.probe import info_from_row
+from websonic.migration.report import Difference, TableCheck, VerifyReport
 from websonic.migration.urls import parse_database_url
 from websonic.tools import postgres as pgtools
 
@@ -415,3 +418,51 @@ def test_roles_the_target_lacks_need_a_user_that_may_create_them() -> None:
         server(), server(createrole="on"), Facts(), Facts(), {}, missing_roles=("shop_app",)
     )
     assert planning.blockers(able, MigrateOptions()) == []
+
+
+@pytest.mark.parametrize(
+    ("saved", "step"),
+    [
+        ({}, "copy"),
+        ({"mode": "online", "phase": "copy", "done": ["public.t#0"]}, "start-over"),
+        ({"mode": "online", "phase": "indexes"}, "start-over"),
+        ({"mode": "online", "phase": "catch-up"}, "reattach"),
+        ({"mode": "online", "phase": "cutover", "frozen": True}, "reattach"),
+        ({"mode": "online", "phase": "cutover", "switched": True}, "clean-up"),
+        ({"mode": "offline", "phase": "copy"}, "start-over"),
+    ],
+)
+def test_what_a_resumed_online_run_does(saved: dict, step: str) -> None:
+    assert online.next_step(saved) == step
+
+
+def test_the_window_verification_survives_in_the_checkpoint() -> None:
+    report = VerifyReport(
+        [TableCheck("shop.orders", 10, 10, 2)],
+        [Difference("index", "shop.i", "CREATE INDEX …", None)],
+        0.25,
+    )
+    again = online.window_report(json.loads(json.dumps(report.to_json())))
+    assert again is not None and again.to_json() == report.to_json() and not again.ok
+    assert online.window_report(None) is None
+
+
+class NeverConfirms:
+    """A source whose slot never reaches the frozen position."""
+
+    def __init__(self) -> None:
+        self.pings = 0
+
+    def execute(self, query: str, *_params: object) -> NeverConfirms:
+        self.pings += "emit_message" in query
+        return self
+
+    def fetchone(self) -> tuple[bool]:
+        return (False,)
+
+
+def test_the_drain_gives_up_after_the_cutover_timeout() -> None:
+    source = NeverConfirms()
+    with pytest.raises(MigrationFailed, match=r"did not confirm .* within 0 s"):
+        cutover.wait_for_target(source, "websonic_1", "0/1000", 0.05)  # type: ignore[arg-type]
+    assert source.pings > 0

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from websonic.core.errors import MigrationFailed
+from websonic.core.errors import MigrationFailed, ToolFailed
 from websonic.core.runner import Command
 from websonic.migration.postgres import connect as pgconnect
 from websonic.migration.postgres import replication, sequences
@@ -38,6 +38,7 @@ from websonic.migration.report import Progress, VerifyReport
 
 WINDOW_CHECKSUM_BYTES = 32 << 20
 POLL_SECONDS = 0.005
+SWITCH_TIMEOUT = 600.0
 
 OTHER_SESSIONS = """
 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -120,7 +121,7 @@ def cutover(job: Job, names: replication.Names) -> tuple[float, VerifyReport | N
             _unfreeze(job, src)
             raise
         downtime = time.monotonic() - started
-    job.run.save(switched=True)
+    job.run.save(switched=True, window=report.to_json() if report else None)
     return downtime, report
 
 
@@ -166,7 +167,15 @@ def _switch(job: Job) -> None:
     command = Command.of(
         "sh", "-c", job.options.on_switch, secrets=job.source.secrets() + job.target.secrets()
     )
-    job.runner.run(command, error="The --on-switch command failed; the source is writable again")
+    try:
+        job.runner.run(command, timeout=SWITCH_TIMEOUT)
+    except ToolFailed as exc:
+        said = exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else "no output"
+        raise MigrationFailed(
+            f"The --on-switch command failed (exit {exc.returncode}: {said}); the source is "
+            "writable again and the replication goes on.",
+            hint="Fix the command and run the same migration again: it switches then.",
+        ) from None
 
 
 def _unfreeze(job: Job, src: psycopg.Connection) -> None:

@@ -22,7 +22,7 @@ cutover. Killed inside the cutover window, the source is unfrozen first, then it
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from websonic.core.errors import MigrationFailed
 from websonic.migration.engine import Outcome
@@ -31,7 +31,7 @@ from websonic.migration.postgres import cutover, guard, offline, replication, sc
 from websonic.migration.postgres.bulk import Job
 from websonic.migration.postgres.catalog import tables
 from websonic.migration.postgres.verify import Scope, verify
-from websonic.migration.report import Progress
+from websonic.migration.report import Difference, Progress, TableCheck, VerifyReport
 from websonic.migration.urls import DatabaseUrl
 
 POLL_SECONDS = 0.5
@@ -43,14 +43,31 @@ def names_of(checkpoint: dict[str, Any], run_id: int | None) -> replication.Name
     return replication.Names(*saved) if saved else replication.Names.of_run(run_id)
 
 
+Step = Literal["copy", "clean-up", "reattach", "start-over"]
+
+
+def next_step(checkpoint: dict[str, Any]) -> Step:
+    """What a run does given its checkpoint (a fresh run has none)."""
+    if not checkpoint:
+        return "copy"
+    if checkpoint.get("mode") != "online":
+        return "start-over"
+    if checkpoint.get("switched"):
+        return "clean-up"  # the application runs on the target: only the cleanup is left
+    if checkpoint.get("phase") in ("catch-up", "cutover"):
+        return "reattach"  # the subscription kept applying (the source unfrozen first)
+    return "start-over"  # killed during the bulk copy: its snapshot is gone
+
+
 def migrate(job: Job) -> Outcome:
     checkpoint = job.checkpoint
     names = names_of(checkpoint, job.run.run_id)
-    if checkpoint.get("mode") == "online" and checkpoint.get("switched"):
+    step = next_step(checkpoint)
+    if step == "clean-up":
+        job.outcome.verify = window_report(checkpoint.get("window"))
         _clean_up(job, names)
         return job.outcome
-    replicating = checkpoint.get("phase") in ("catch-up", "cutover")
-    if checkpoint.get("mode") == "online" and replicating and _still_replicating(job, names):
+    if step == "reattach" and _still_replicating(job, names):
         job.run.log("Resumed: the subscription kept applying; going on to the cutover.")
         return _catch_up_and_switch(job, names)
     if checkpoint:
@@ -117,6 +134,20 @@ def _summary(report: Any) -> str:
         f"{d.kind} {d.name}" for d in report.differences
     ]
     return ", ".join(bad[:10])
+
+
+def window_report(saved: dict[str, Any] | None) -> VerifyReport | None:
+    """The cutover window's verification as the checkpoint kept it (for a resumed clean-up)."""
+    if not saved:
+        return None
+    tables = [
+        TableCheck(
+            t["name"], t["source_rows"], t["target_rows"], t["chunks"], list(t["mismatched"])
+        )
+        for t in saved.get("tables", [])
+    ]
+    differences = [Difference(**d) for d in saved.get("differences", [])]
+    return VerifyReport(tables, differences, float(saved.get("seconds", 0.0)))
 
 
 def _still_replicating(job: Job, names: replication.Names) -> bool:

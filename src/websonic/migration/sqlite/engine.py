@@ -209,6 +209,7 @@ def _copy_and_check(source: Path, partial: Path, options: MigrateOptions,
     conn = catalog.open_readonly(source, "source database")
     try:
         with catalog.snapshot(conn):
+            taken = time.strftime("%Y-%m-%d %H:%M:%S")
             tables = catalog.tables(conn)
             started = time.monotonic()
             _backup(conn, partial, run, len(tables))
@@ -217,6 +218,8 @@ def _copy_and_check(source: Path, partial: Path, options: MigrateOptions,
             outcome = _check(conn, partial, tables, options, run)
     finally:
         conn.close()
+    outcome.notes.append(f"The copy is the source as it was at {taken}: writes made after "
+                         "that are not in it (SQLite has no change capture).")  # fmt: skip
     check = "verify" if options.verify else "check"  # --no-verify: quick_check and counts
     outcome.phases = {"copy": round(copied - started, 3),
                       check: round(time.monotonic() - copied, 3)}  # fmt: skip

@@ -20,6 +20,7 @@ from websonic.migration.postgres.catalog import Column, Facts, Table
 from websonic.migration.postgres.chunks import Chunk, block_chunks, bounds_of, key_chunks
 from websonic.migration.postgres.connect import connection_failed, conninfo
 from websonic.migration.postgres.copy import chunk_condition, copy_in, copy_out
+from websonic.migration.postgres.engine import same_binary_format
 from websonic.migration.postgres.probe import info_from_row
 from websonic.migration.report import Difference, TableCheck, VerifyReport
 from websonic.migration.urls import parse_database_url
@@ -228,6 +229,7 @@ def server(major: int = 15, **settings: str) -> ServerInfo:
         "can_subscribe": "on",
         "free_disk_bytes": str(10**12),
         "createrole": "on",
+        "server_encoding": "UTF8",
     }
     return ServerInfo("postgresql", (major, 4), f"{major}.4", 10**6, {**base, **settings})
 
@@ -466,3 +468,20 @@ def test_the_drain_gives_up_after_the_cutover_timeout() -> None:
     with pytest.raises(MigrationFailed, match=r"did not confirm .* within 0 s"):
         cutover.wait_for_target(source, "websonic_1", "0/1000", 0.05)  # type: ignore[arg-type]
     assert source.pings > 0
+
+
+def test_unlogged_tables_and_other_encodings_are_found_before_anything_changes() -> None:
+    unlogged = Table("public", "cache", "r", 1, 8192, (), ("id",), "integer", unlogged=True)
+    found = planning.blockers(
+        planning.Sides(
+            server(), server(server_encoding="LATIN1"), Facts(tables=[unlogged]), Facts(), {}
+        ),
+        MigrateOptions(mode="online"),
+    )
+    assert codes(found) == {"encoding": False, "unlogged-table": True}
+    assert next(b for b in found if b.fatal).hint.startswith(
+        'ALTER TABLE "public"."cache" SET LOGGED'
+    )
+    assert not same_binary_format(server(server_encoding="UTF8"), server(server_encoding="LATIN1"))
+    assert not same_binary_format(server(16), server(17))
+    assert same_binary_format(server(), server())

@@ -50,6 +50,7 @@ class Table:
     replica_identity: str = "d"  # d (default: the key), f (full), i (index), n (nothing)
     populated: bool = True
     partitioned_root: str | None = None  # published under this root (online)
+    unlogged: bool = False  # no WAL: logical replication cannot carry its changes
 
     @property
     def qualified(self) -> str:
@@ -87,7 +88,7 @@ class Facts:
 TABLES = f"""
 SELECT n.nspname, c.relname, c.relkind,
        (CASE WHEN c.reltuples < 0 THEN pg_relation_size(c.oid) / 100 ELSE c.reltuples END)::bigint,
-       pg_table_size(c.oid), c.relreplident, c.relispopulated,
+       pg_table_size(c.oid), c.relreplident, c.relispopulated, c.relpersistence = 'u',
        (SELECT array_agg(a.attname ORDER BY k.i)
           FROM pg_index x CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, i)
           JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
@@ -113,7 +114,7 @@ def tables(conn: psycopg.Connection) -> list[Table]:
 
 
 def _table(row: tuple[Any, ...]) -> Table:
-    schema, name, kind, rows, size, ident, populated, key, key_type, columns, root = row
+    schema, name, kind, rows, size, ident, populated, unlogged, key, key_type, columns, root = row
     cols = tuple(Column(c[0], c[1], c[2] != "") for c in columns or [])
     own_root = root if root and root != f"{schema}.{name}" else None
     return Table(
@@ -128,6 +129,7 @@ def _table(row: tuple[Any, ...]) -> Table:
         ident,
         bool(populated),
         own_root,
+        bool(unlogged),
     )
 
 

@@ -29,6 +29,8 @@ CANONICAL_TEXT = {
     "lc_monetary": "C",
     # a row-level security policy must fail a read, never silently hide rows from the copy
     "row_security": "off",
+    # text COPY between databases of different encodings goes through UTF-8
+    "client_encoding": "UTF8",
 }
 
 

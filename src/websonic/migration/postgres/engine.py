@@ -39,6 +39,15 @@ def _first_line(exc: Exception) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def same_binary_format(source: ServerInfo, target: ServerInfo) -> bool:
+    """Binary COPY only between the same major version and database encoding (binary text is
+    not converted); text COPY (through UTF-8) otherwise."""
+    encoding = "server_encoding"
+    return source.version[0] == target.version[0] and source.settings.get(
+        encoding
+    ) == target.settings.get(encoding)
+
+
 class PostgresEngine:
     name = "postgresql"
 
@@ -68,8 +77,10 @@ class PostgresEngine:
     def migrate(
         self, source: DatabaseUrl, target: DatabaseUrl, options: MigrateOptions, run: RunContext
     ) -> Outcome:
-        source_major, target_major = probe(source).version[0], probe(target).version[0]
-        job = Job(self.runner, source, target, options, run, binary=source_major == target_major)
+        before, after = probe(source), probe(target)
+        job = Job(
+            self.runner, source, target, options, run, binary=same_binary_format(before, after)
+        )
         with database_errors("The migration stopped"):
             if options.mode == "online":
                 return online.migrate(job)

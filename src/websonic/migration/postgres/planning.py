@@ -74,6 +74,7 @@ def blockers(sides: Sides, options: MigrateOptions) -> list[Blocker]:
     found = [
         *_versions(sides),
         *_roles(sides),
+        *_encodings(sides),
         *_target_state(sides, options),
         *_extensions(sides),
         *_disk(sides),
@@ -109,6 +110,22 @@ def _roles(sides: Sides) -> list[Blocker]:
             f"The database uses roles the target server lacks ({names}) and the target user "
             "may not create roles.",
             hint="Create them on the target first, or give the target user CREATEROLE.",
+        )
+    ]
+
+
+def _encodings(sides: Sides) -> list[Blocker]:
+    source = sides.source.settings.get("server_encoding", "")
+    target = sides.target.settings.get("server_encoding", "")
+    if source == target or not source or not target:
+        return []
+    return [
+        Blocker(
+            "encoding",
+            f"The source database is {source} and the target {target}: text is converted (a "
+            "character the target cannot hold stops the copy), and the checksums, computed on "
+            "each side's own encoding, will report rows with non-ASCII text as different.",
+            fatal=False,
         )
     ]
 
@@ -277,6 +294,11 @@ def _replication(sides: Sides) -> list[Blocker]:
     return found
 
 
+def quote(identifier: str) -> str:
+    """An identifier as SQL writes it, always double-quoted."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
 def _free(settings: dict[str, str], limit: str, used: str) -> int:
     try:
         return int(settings.get(limit, "0")) - int(settings.get(used, "0"))
@@ -287,8 +309,19 @@ def _free(settings: dict[str, str], limit: str, used: str) -> int:
 def _identities(tables: list[Table]) -> list[Blocker]:
     found = []
     for table in tables:
+        if table.kind == "r" and table.unlogged:
+            found.append(
+                Blocker(
+                    "unlogged-table",
+                    f"The table {table.qualified} is UNLOGGED: logical replication cannot carry "
+                    "its changes.",
+                    hint=f"ALTER TABLE {quote(table.schema)}.{quote(table.name)} SET LOGGED; "
+                    "(or migrate offline)",
+                )
+            )
+            continue
         if table.kind == "r" and not table.replicable:
-            name = f'"{table.schema}"."{table.name}"'
+            name = f"{quote(table.schema)}.{quote(table.name)}"
             found.append(
                 Blocker(
                     "no-primary-key",

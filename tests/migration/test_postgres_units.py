@@ -138,7 +138,7 @@ def test_split_dump_finds_every_entry_and_the_session_preamble() -> None:
 
 def test_post_data_waves_build_indexes_before_what_needs_them() -> None:
     _, entries = pgtools.split_dump(POST_DATA)
-    assert pgtools.post_data_waves(entries) == [[0, 1], [2, 3], [4]]
+    assert pgtools.post_data_order(entries) == ([[0, 1], [2, 3]], [4])
 
 
 def test_server_version_numbers() -> None:

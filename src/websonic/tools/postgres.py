@@ -145,13 +145,13 @@ FIRST_WAVE = {"INDEX", "CONSTRAINT"}
 SECOND_WAVE = {"INDEX ATTACH", "FK CONSTRAINT", "TRIGGER", "RULE", "POLICY"}
 
 
-def post_data_waves(entries: list[DumpEntry]) -> list[list[int]]:
-    """Post-data entries (by position) grouped into waves: each wave's entries may run in
-    parallel, a wave starts when the previous one is done; the last waves hold one entry each."""
+def post_data_order(entries: list[DumpEntry]) -> tuple[list[list[int]], list[int]]:
+    """Post-data entries (by position): waves whose entries may run in parallel (a wave starts
+    when the previous one is done), then the rest, one by one in dump order."""
     first = [i for i, e in enumerate(entries) if e.kind in FIRST_WAVE]
     second = [i for i, e in enumerate(entries) if e.kind in SECOND_WAVE]
-    rest = [[i] for i, e in enumerate(entries) if e.kind not in FIRST_WAVE | SECOND_WAVE]
-    return [wave for wave in (first, second) if wave] + rest
+    rest = [i for i, e in enumerate(entries) if e.kind not in FIRST_WAVE | SECOND_WAVE]
+    return [wave for wave in (first, second) if wave], rest
 
 
 def server_version(version_num: int) -> tuple[int, int]:

@@ -245,8 +245,8 @@ def build_post_data(job: Job, post: schema.PostData) -> None:
     done: list[int] = list(job.checkpoint.get("post", []))
     resumed = bool(done) or job.resumed
     job.run.save(phase="indexes")
-    waves = post.waves()
-    total = sum(len(w) for w in waves)
+    waves, in_order = post.order()
+    total = len(post.entries)
 
     def finished(index: int, _result: None) -> None:
         done.append(index)
@@ -260,13 +260,13 @@ def build_post_data(job: Job, post: schema.PostData) -> None:
             )
         )
 
-    for wave in waves:
-        todo = [i for i in wave if i not in done]
-        if todo:
+    for jobs, todo in [*((job.options.jobs, wave) for wave in waves), (1, in_order)]:
+        left = [i for i in todo if i not in done]  # jobs 1: in dump order, on one session
+        if left:
             pool: Pool[TargetWorker, int, None] = Pool(
-                job.options.jobs, lambda: TargetWorker(job.target), job.run.stop_requested
+                jobs, lambda: TargetWorker(job.target), job.run.stop_requested
             )
-            pool.run(todo, lambda w, i: schema.build_entry(w.conn, post, i, resumed), finished)
+            pool.run(left, lambda w, i: schema.build_entry(w.conn, post, i, resumed), finished)
     job.phase("indexes", time.monotonic() - started)
 
 

@@ -10,6 +10,7 @@ a target that still has it is an unfinished migration, never a complete copy.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import psycopg
@@ -61,14 +62,32 @@ class PostData:
         preamble, entries = pgtools.split_dump(text)
         return cls(preamble, entries)
 
-    def waves(self) -> list[list[int]]:
-        return pgtools.post_data_waves(self.entries)
+    def order(self) -> tuple[list[list[int]], list[int]]:
+        return pgtools.post_data_order(self.entries)
+
+
+DEADLOCK_RETRIES = 5
 
 
 def build_entry(conn: psycopg.Connection, post: PostData, index: int, resumed: bool) -> None:
+    """Run one post-data entry. Two foreign keys built at once between the same tables can
+    deadlock (each locks both tables): PostgreSQL then cancels one, which is simply retried."""
+    for attempt in range(DEADLOCK_RETRIES):
+        try:
+            _build(conn, post, index, resumed)
+            return
+        except psycopg.errors.DeadlockDetected:
+            if attempt == DEADLOCK_RETRIES - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
+def _build(conn: psycopg.Connection, post: PostData, index: int, resumed: bool) -> None:
     entry = post.entries[index]
     try:
         conn.execute((post.preamble + "\n" + entry.sql).encode())
+    except psycopg.errors.DeadlockDetected:
+        raise
     except ALREADY_DONE:
         if not resumed:
             raise

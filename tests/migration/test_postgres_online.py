@@ -12,7 +12,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from postgres_bed import background, load_fixture, migrate, psql, rows, slots, wait_for
+from postgres_bed import (
+    background,
+    checkpoint,
+    load_fixture,
+    migrate,
+    psql,
+    rows,
+    slots,
+    wait_for,
+)
 
 from conftest import Cli
 from testbed import DatabaseServer
@@ -220,3 +229,50 @@ def test_a_failing_switch_unfreezes_the_source_and_the_next_run_switches(
     ]
     assert slots(pg_source) == []
     assert cli.run("db", "verify", "--from", source, "--to", target).returncode == 0
+
+
+def test_a_difference_found_in_the_cutover_window_keeps_the_application_on_its_source(
+    cli: Cli, pg_source: DatabaseServer, pg_target: DatabaseServer, tmp_path: Path
+) -> None:
+    source = load_fixture(pg_source, extra=REMEDY)
+    target = pg_target.create_database("shop")
+    switched = tmp_path / "switched"
+    process = background(
+        cli,
+        "db",
+        "migrate",
+        "--from",
+        source,
+        "--to",
+        target,
+        "--mode",
+        "online",
+        "--on-switch",
+        f"touch {switched}",
+    )
+    holder = None
+    try:
+        wait_for(lambda: "slot_lsn" in checkpoint(cli), what="the replication slot")
+        psql(pg_source, "shop", sql="UPDATE public.audit_log SET who = 'x' WHERE what = 'order 1'")
+        wait_for(lambda: checkpoint(cli).get("phase") == "indexes", what="the copy to end")
+        holder = psycopg.connect(target)  # holds the catch-up back while the target is changed
+        holder.execute("SELECT * FROM public.audit_log WHERE what = 'order 1' FOR UPDATE")
+        wait_for(lambda: checkpoint(cli).get("phase") == "catch-up", what="catch-up")
+        psql(
+            pg_target,
+            "shop",
+            sql="UPDATE shop.products SET title = 'changed on the target' WHERE id = 7",
+        )
+        holder.close()
+        _out, err = process.communicate(timeout=300)
+    finally:
+        if holder is not None:
+            holder.close()
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 10, err
+    assert "Cutover given up: the source is writable again." in err
+    assert not switched.exists()
+    read_only = "SELECT current_setting('default_transaction_read_only')"
+    assert rows(pg_source, "shop", read_only) == [("off",)]
+    assert len(slots(pg_source)) == 1  # replication goes on: fix the target, run again

@@ -49,6 +49,11 @@ def test_the_fixture_database_moves_online_after_the_planned_remedy(
     planned = migrate(cli, source, target, "--mode", "online", "--dry-run")
     blockers = planned["plan"]["blockers"]
     assert [(b["code"], b["hint"]) for b in blockers] == [("no-primary-key", REMEDY)]
+    shown = cli.run(
+        "db", "migrate", "--from", source, "--to", target, "--mode", "online", "--dry-run"
+    ).stdout
+    assert "blocker" in shown and REMEDY in shown and "shop.orders" in shown
+    assert "Dry run: nothing was changed." in shown
     stderr = cli.fails(
         "db",
         "migrate",

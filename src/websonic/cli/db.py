@@ -29,6 +29,7 @@ app = typer.Typer(help="Move a database to another server, and check the copy.",
 FromOption = typer.Option(..., "--from", metavar="URL", help="Source database URL.")
 ToOption = typer.Option(..., "--to", metavar="URL", help="Target database URL.")
 STOPPED_EXIT = 130
+PLAN_TABLES = 10  # tables a dry run lists (the largest)
 
 
 @app.command("migrate")
@@ -198,6 +199,15 @@ def print_plan(plan: Plan) -> None:
                   f"{plan.mode} mode, {len(plan.tables)} tables, {plan.total_rows:,} rows, "
                   f"{human_size(plan.total_bytes)}, estimated {plan.estimated_seconds:.0f} s",
                   highlight=False)  # fmt: skip
+    largest = sorted(plan.tables, key=lambda t: -t.bytes)[:PLAN_TABLES]
+    if largest:
+        table("Largest tables" if len(plan.tables) > PLAN_TABLES else "Tables",
+              ["table", "rows (est.)", "size", "primary key", "chunks"],
+              [(t.name, f"{t.rows:,}", human_size(t.bytes), ", ".join(t.primary_key) or "-",
+                str(t.chunks)) for t in largest])  # fmt: skip
+    if plan.objects:
+        counts = ", ".join(f"{count} {kind}" for kind, count in plan.objects.items() if count)
+        console.print(f"Objects: {counts or 'none besides tables'}", highlight=False)
     for blocker in plan.blockers:
         level = "[bold red]blocker[/]" if blocker.fatal else "[yellow]warning[/]"
         console.print(f"{level}: {blocker.message}", highlight=False)

@@ -22,6 +22,7 @@ from websonic.migration.postgres.connect import connection_failed, conninfo
 from websonic.migration.postgres.copy import chunk_condition, copy_in, copy_out
 from websonic.migration.postgres.engine import same_binary_format
 from websonic.migration.postgres.probe import info_from_row
+from websonic.migration.postgres.schema import PostData
 from websonic.migration.report import Difference, TableCheck, VerifyReport
 from websonic.migration.urls import parse_database_url
 from websonic.tools import postgres as pgtools
@@ -485,3 +486,18 @@ def test_unlogged_tables_and_other_encodings_are_found_before_anything_changes()
     assert not same_binary_format(server(server_encoding="UTF8"), server(server_encoding="LATIN1"))
     assert not same_binary_format(server(16), server(17))
     assert same_binary_format(server(), server())
+
+
+def test_our_ddl_guard_is_left_out_of_the_copied_post_data() -> None:
+    dump = POST_DATA.replace(
+        "--\n-- PostgreSQL database dump complete",
+        "--\n-- Name: websonic_ddl_guard; Type: EVENT TRIGGER; Schema: -; Owner: postgres\n--\n\n"
+        "CREATE EVENT TRIGGER websonic_ddl_guard ON ddl_command_end\n"
+        "   EXECUTE FUNCTION websonic.refuse_ddl();\n\n\n"
+        "--\n-- Name: audit; Type: EVENT TRIGGER; Schema: -; Owner: postgres\n--\n\n"
+        "CREATE EVENT TRIGGER audit ON ddl_command_end EXECUTE FUNCTION public.audit();\n\n\n"
+        "--\n-- PostgreSQL database dump complete",
+    )
+    kinds = [(e.kind, e.name) for e in PostData.parse(dump).entries]
+    assert ("EVENT TRIGGER", "audit") in kinds
+    assert ("EVENT TRIGGER", "websonic_ddl_guard") not in kinds

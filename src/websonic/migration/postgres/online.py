@@ -1,10 +1,10 @@
 """Online migration: the bulk copy from a replication slot's snapshot, then native logical
 replication until the target has caught up, then a short cutover (``cutover``).
 
-1. A publication for the tables, then ``CREATE_REPLICATION_SLOT … LOGICAL pgoutput (SNAPSHOT
-   'export')`` on a replication connection: the slot starts exactly at the snapshot, which
-   drives pg_dump and every copy worker (the connection stays open, idle, until the copy and
-   its verification are done). The DDL guard goes on right after.
+1. The DDL guard, a publication for the tables, then ``CREATE_REPLICATION_SLOT … LOGICAL
+   pgoutput (SNAPSHOT 'export')`` on a replication connection: the slot starts exactly at the
+   snapshot, which drives pg_dump and every copy worker (the connection stays open, idle, until
+   the copy and its verification are done).
 2. The bulk copy (``bulk``; large objects are refused by the plan), post-data, and (with
    verification on) the full chunked checksum of the target against the same snapshot.
 3. ``CREATE SUBSCRIPTION … (create_slot = false, slot_name = …, copy_data = false, enabled =
@@ -82,13 +82,13 @@ def migrate(job: Job) -> Outcome:
 
 def _copy(job: Job, names: replication.Names) -> None:
     identity = offline.source_identity(job)
-    with pgconnect.connect(job.source) as src:
-        pgconnect.bypass_guard(src)
-        replication.create_publication(src, names.publication, tables(src))
     try:
+        _guard(job)  # before the snapshot: no schema change can slip in between
+        with pgconnect.connect(job.source) as src:
+            pgconnect.bypass_guard(src)
+            replication.create_publication(src, names.publication, tables(src))
         with replication.exporting_slot(job.source, names.slot) as slot:
             job.run.save(slot_lsn=slot.lsn)
-            _guard(job)
             offline.copy_from_snapshot(job, slot.snapshot, identity)
             _check_bulk(job, slot.snapshot)
         with pgconnect.connect(job.target) as tgt:

@@ -59,8 +59,10 @@ class PostData:
 
     @classmethod
     def parse(cls, text: str) -> PostData:
+        """The dump's entries, without our own DDL guard (event triggers are post-data)."""
         preamble, entries = pgtools.split_dump(text)
-        return cls(preamble, entries)
+        ours = [e for e in entries if e.kind == "EVENT TRIGGER" and e.name.startswith("websonic_")]
+        return cls(preamble, [e for e in entries if e not in ours])
 
     def order(self) -> tuple[list[list[int]], list[int]]:
         return pgtools.post_data_order(self.entries)

@@ -124,3 +124,35 @@ def test_bad_inputs_are_clear_errors_and_change_nothing(
     assert report["ok"], report["errors"]
     assert rows(pg_target, "shop", "SELECT to_regclass('public.leftover')") == [(None,)]
     assert cli.run("db", "verify", "--from", source, "--to", target).returncode == 0
+
+
+def test_an_owner_without_superuser_migrates_offline_and_is_told_what_online_needs(
+    cli: Cli, pg_source: DatabaseServer, pg_target: DatabaseServer
+) -> None:
+    urls = []
+    for server in (pg_source, pg_target):
+        psql(server, "postgres", sql="CREATE ROLE app LOGIN CREATEROLE PASSWORD 'app-password'")
+        psql(server, "postgres", sql="CREATE DATABASE appdb OWNER app")
+        urls.append(f"postgresql://app:app-password@{server.host}:{server.port}/appdb")
+    source, target = urls
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute("CREATE ROLE app_reader")
+        conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        conn.execute("INSERT INTO items SELECT i, 'item ' || i FROM generate_series(1, 1000) i")
+        conn.execute("GRANT SELECT ON items TO app_reader")
+        conn.execute("SELECT lo_from_bytea(0, 'a large object')")
+    online = migrate(cli, source, target, "--mode", "online", "--dry-run")["plan"]["blockers"]
+    assert {(b["code"], b["fatal"]) for b in online} == {
+        ("no-replication-right", True),
+        ("ddl-guard", False),
+        ("no-subscription-right", True),
+        ("disk", False),
+        ("large-objects", True),
+    }
+
+    report = migrate(cli, source, target)
+    assert report["ok"], report["errors"]
+    assert rows(
+        pg_target, "appdb", "SELECT has_table_privilege('app_reader', 'items', 'SELECT')"
+    ) == [(True,)]
+    assert cli.run("db", "verify", "--from", source, "--to", target).returncode == 0

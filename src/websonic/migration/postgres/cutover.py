@@ -109,10 +109,11 @@ def cutover(job: Job, names: replication.Names) -> tuple[float, VerifyReport | N
     with pgconnect.connect(job.source) as src, pgconnect.connect(job.target) as tgt, verifier:
         pgconnect.bypass_guard(src)
         job.run.save(phase="cutover", frozen=True)
-        started = time.monotonic()
-        freeze(src, [c.source.info.backend_pid for c in verifier.checkers])
+        steps = Steps(job)
+        started = steps.last
         try:
-            report = _drain_and_check(job, src, tgt, names, verifier)
+            freeze(src, [c.source.info.backend_pid for c in verifier.checkers])
+            report = _drain_and_check(job, src, tgt, names, verifier, steps)
             if report is not None and not report.ok:
                 _unfreeze(job, src)
                 return -1.0, report
@@ -127,9 +128,8 @@ def cutover(job: Job, names: replication.Names) -> tuple[float, VerifyReport | N
 
 def _drain_and_check(
     job: Job, src: psycopg.Connection, tgt: psycopg.Connection, names: replication.Names,
-    verifier: Verifier,
+    verifier: Verifier, steps: Steps,
 ) -> VerifyReport | None:  # fmt: skip
-    steps = Steps(job)
     row = src.execute("SELECT pg_current_wal_lsn()::text").fetchone()
     lsn = str(row[0]) if row else "0/0"
     flush_wal(src)

@@ -95,10 +95,23 @@ def _copy(job: Job, names: replication.Names) -> None:
             replication.create_subscription(tgt, job.source, names)
             replication.enable(tgt, names)
     except BaseException:
-        abandon(job.source, job.target, {**job.checkpoint, "keep_target": True})
-        job.checkpoint.clear()
+        _undo_copy(job)
         raise
     job.run.save(phase="catch-up")
+
+
+def _undo_copy(job: Job) -> None:
+    """A failed or stopped bulk copy leaves no slot, publication or guard behind (the copy
+    starts over anyway); if even that fails, ``db abandon`` or the next run removes them."""
+    try:
+        abandon(job.source, job.target, {**job.checkpoint, "keep_target": True})
+    except Exception as exc:
+        job.run.log(
+            f"Could not remove the replication slot and the DDL guard now ({exc}); "
+            "the next run or `websonic db abandon` removes them."
+        )
+        return
+    job.checkpoint.clear()
 
 
 def _guard(job: Job) -> None:

@@ -132,6 +132,12 @@ def agency(
         yield Agency(cli, url, tls.ca, work / "sources")
 
 
+@pytest.fixture(scope="session")
+def database_bases(agency: Agency) -> None:
+    """Base images for the sites with a database (cached on the machine after the first run)."""
+    agency.cli.run("base", "build", "python", "php", "postgresql", "mariadb", timeout=3600)
+
+
 @pytest.fixture
 def server(agency: Agency, host_factory: HostFactory) -> Server:
     """A fresh Debian server, registered as acme/<name> (its host key pinned)."""

@@ -16,11 +16,6 @@ from installer.load import Load
 pytestmark = pytest.mark.hosts
 
 
-@pytest.fixture(scope="session")
-def database_bases(agency: Agency) -> None:
-    agency.cli.run("base", "build", "python", "php", "postgresql", "mariadb", timeout=3600)
-
-
 def deploy(agency: Agency, site: Site, server: Server) -> dict:
     return agency.cli.json("deploy", site.ref, "--host", server.ref, timeout=1800)
 

@@ -197,14 +197,20 @@ class PostgresServer(DatabaseServer):
         durable: bool = False,
         user: str = "postgres",
         start_timeout: float = START_TIMEOUT,
+        hba: tuple[str, ...] = (),
     ) -> PostgresServer:
-        """initdb a new cluster in a temp dir and start it on a free port."""
+        """initdb a new cluster in a temp dir and start it on a free port.
+
+        ``hba``: more pg_hba.conf lines (e.g. for clients on a test network; give the address in
+        ``settings={"listen_addresses": …}`` too)."""
         run_as = _service_user("postgres")
         directory = _make_server_dir("pg", run_as)
         server = cls("postgresql", "127.0.0.1", free_port(), user, secrets.token_hex(12), directory)
         server.settings = _pg_settings(server, wal_level, settings, durable)
         try:
             server._initdb(run_as)
+            with (directory / "data" / "pg_hba.conf").open("a") as handle:
+                handle.writelines(line + "\n" for line in hba)
             server._spawn([str(PG_BIN / "postgres"), "-D", str(directory / "data")], run_as)
             server._wait_until_ready(lambda: server.connect().close(), start_timeout)
         except BaseException:

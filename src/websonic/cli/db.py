@@ -58,9 +58,9 @@ def migrate(
                              verify=verify, on_switch=on_switch)  # fmt: skip
     cli = get(ctx)
     stop = threading.Event()
-    with _stoppable(stop), _display(as_json) as show:
+    with stoppable(stop), display(as_json) as show:
         report = service.migrate_database(
-            cli.platform, source, target, options, progress=show, log=_log(as_json),
+            cli.platform, source, target, options, progress=show, log=log_sink(as_json),
             actor=cli.actor, stop=stop,
         )  # fmt: skip
     _finish(report, as_json)
@@ -90,7 +90,7 @@ def verify_(
     """Compare two databases: exact row counts, chunked checksums and every object.
     Exits 10 if anything differs."""
     cli = get(ctx)
-    with _display(as_json) as show:
+    with display(as_json) as show:
         report = service.verify_databases(cli.platform, source, target, progress=show)
     if as_json:
         emit_json(report.to_json())
@@ -142,7 +142,7 @@ def run_data(run: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def _stoppable(stop: threading.Event) -> Iterator[None]:
+def stoppable(stop: threading.Event) -> Iterator[None]:
     """The first Ctrl-C asks the run to stop at a safe point; a second one interrupts."""
 
     def handler(_signum: int, _frame: FrameType | None) -> None:
@@ -159,7 +159,7 @@ def _stoppable(stop: threading.Event) -> Iterator[None]:
 
 
 @contextmanager
-def _display(quiet: bool) -> Iterator[Any]:
+def display(quiet: bool) -> Iterator[Any]:
     """A live line: phase, tables, rows, bytes, rate, lag (nothing with --json)."""
     started = time.monotonic()
     with Live(Text(""), console=errors, transient=False, refresh_per_second=4) as live:
@@ -173,7 +173,7 @@ def _display(quiet: bool) -> Iterator[Any]:
         yield show
 
 
-def _log(quiet: bool) -> Any:
+def log_sink(quiet: bool) -> Any:
     return (lambda _line: None) if quiet else (lambda line: errors.print(line, markup=False))
 
 

@@ -18,6 +18,7 @@ from websonic.cli import (
     hosts,
     images,
     jobs,
+    migrate,
     platform_cmds,
     sites,
     spec,
@@ -47,6 +48,8 @@ app.command("spec")(spec.spec)
 deploy.register(app)
 app.add_typer(audit.app, name="audit")
 app.add_typer(db.app, name="db")
+app.command("migrate")(migrate.migrate)
+app.command("migrate-handover", hidden=True)(migrate.handover)
 app.add_typer(files.app, name="files")
 
 

@@ -177,15 +177,25 @@ def database_of(
     if mode == "external":
         return Database(engine=engine, mode="external")
     service = _service_image(release, engine)
-    default = site.slug.replace("-", "_")
+    name, user = database_names(manifest, site)
     return Database(
         engine=engine,
         mode="container",
         image=f"{registry.address}/{site.ref_name}@{service['digest']}",
         digest=str(service["digest"]),
-        name=_database_name(manifest, engine, "database", default),
-        user=_database_name(manifest, engine, "user", default),
+        name=name,
+        user=user,
         port=DATABASE_PORTS[engine],
+    )
+
+
+def database_names(manifest: Manifest, site: Site) -> tuple[str, str]:
+    """(database, user) of the site's database container on its server."""
+    engine = manifest.services.database
+    default = site.slug.replace("-", "_")
+    return (
+        _database_name(manifest, engine, "database", default),
+        _database_name(manifest, engine, "user", default),
     )
 
 

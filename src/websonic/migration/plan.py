@@ -28,6 +28,9 @@ class MigrateOptions:
     on_switch: str | None = None
     #: large tables are split into ranges of about this many rows for parallel copy/checksums
     chunk_rows: int = 100_000
+    #: accounts that exist on the target by design (a site's own database user): their grants
+    #: there are not differences
+    target_accounts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,8 @@ def _fill(
     report.verify = outcome.verify
     if report.verify is None and options.verify:
         report.verify = engine.verify(ends.source_reached, ends.target_reached, options, progress)
+    if report.verify is not None:
+        report.verify = report.verify.expecting(options.target_accounts)
     report.status = "succeeded" if report.verify is None or report.verify.ok else "failed"
     if report.verify is not None and not report.verify.ok:
         report.errors.append("The target does not match the source (see the verification).")

@@ -96,7 +96,7 @@ class MariadbEngine:
             conns += [connect(source) for _ in range(jobs)]
             conns += [connect(target) for _ in range(jobs)]
             sides = Sides(conns[:jobs], conns[jobs:], source.database, target.database)
-            return verify(sides, options.chunk_rows, progress)
+            return verify(sides, options.chunk_rows, progress).expecting(options.target_accounts)
         except pymysql.err.MySQLError as exc:
             raise failed(exc, "The verification", source, target) from None
         finally:

@@ -43,7 +43,8 @@ def verify_now(m: Migration, *, expect_marker: bool) -> VerifyReport:
     targets = [connect(m.target) for _ in range(jobs)]
     try:
         sides = Sides(sources, targets, m.source.database, m.target.database)
-        return verify(sides, m.options.chunk_rows, m.run.progress, expect_marker=expect_marker)
+        report = verify(sides, m.options.chunk_rows, m.run.progress, expect_marker=expect_marker)
+        return report.expecting(m.options.target_accounts)
     finally:
         for conn in [*sources, *targets]:
             close(conn)
@@ -110,7 +111,7 @@ def verify_at_position(m: Migration, name: str) -> VerifyReport:
                 online.reattach(control, name)
         sides = Sides(snapshot.connections, targets, m.source.database, m.target.database)
         return verify(sides, m.options.chunk_rows, m.run.progress, expect_marker=True,
-                      relaxed=True)  # fmt: skip
+                      relaxed=True).expecting(m.options.target_accounts)  # fmt: skip
     finally:
         if snapshot is not None:
             snapshot.close()
@@ -176,6 +177,7 @@ def _verify_after(m: Migration, checkers: list[Connection], jobs: int, source: C
         online.remove_replication(target, online.connection_name(m.target.database))
     sides = Sides(checkers[:jobs], checkers[jobs:], m.source.database, m.target.database)
     report = verify(sides, m.options.chunk_rows, m.run.progress, expect_marker=True)
+    report = report.expecting(m.options.target_accounts)
     late = cutover.writes_after_freeze(m, source, frozen.position)
     if late:
         report.differences.append(online.late_writes(late))

@@ -114,6 +114,8 @@ def cutover(job: Job, names: replication.Names) -> tuple[float, VerifyReport | N
         try:
             freeze(src, [c.source.info.backend_pid for c in verifier.checkers])
             report = _drain_and_check(job, src, tgt, names, verifier, steps)
+            if report is not None:
+                report = report.expecting(job.options.target_accounts)
             if report is not None and not report.ok:
                 _unfreeze(job, src)
                 return -1.0, report

@@ -96,7 +96,7 @@ class PostgresEngine:
         with database_errors("Verifying"):
             return verify(
                 source, target, jobs=options.jobs, chunk_rows=options.chunk_rows, progress=progress
-            )
+            ).expecting(options.target_accounts)
 
     def abandon(self, source: DatabaseUrl, target: DatabaseUrl, checkpoint: dict[str, Any]) -> None:
         with database_errors("Abandoning the run"):

@@ -133,7 +133,7 @@ def _check_bulk(job: Job, snapshot: str) -> None:
         chunk_rows=job.options.chunk_rows,
         progress=job.run.progress,
         scope=Scope(sequences=False, snapshot=snapshot, marker=False),
-    )
+    ).expecting(job.options.target_accounts)
     job.phase("verify", time.monotonic() - started)
     if not report.ok:
         job.outcome.verify = report

@@ -10,7 +10,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,3 +92,50 @@ class WebSonic:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+
+
+def read_section(name: str) -> str | None:
+    """The body of the section ``## name`` of docs/benchmarks.md (None when it has none)."""
+    if not RESULTS.exists():
+        return None
+    pattern = re.compile(rf"^## {re.escape(name)}\n(.*?)(?=^## |\Z)", re.S | re.M)
+    found = pattern.search(RESULTS.read_text())
+    return found[1].strip() if found else None
+
+
+def span(values: list[float], digits: int = 1, unit: str = " s") -> str:
+    """``median unit (min-max)`` of the values, or the one value."""
+    low, mid, high = (f"{v:.{digits}f}" for v in (min(values), median(values), max(values)))
+    return f"{mid}{unit}" if len(values) == 1 else f"{mid}{unit} ({low}-{high})"
+
+
+def wait_until(condition: Callable[[], object], timeout: float) -> bool:
+    """Poll ``condition`` every 50 ms until it holds (True) or ``timeout`` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@contextmanager
+def background(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[None]:
+    """A load generator running (output to ``log``) while the block runs; stopped by its pid
+    after, and the last lines of its output printed."""
+    with log.open("a") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    try:
+        yield
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        last = log.read_text(errors="replace").strip().splitlines()[-2:]
+        print(f"{argv[0]} exited {proc.returncode}: " + " / ".join(last)[:300], flush=True)

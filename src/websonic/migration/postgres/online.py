@@ -202,9 +202,11 @@ def _catch_up(job: Job, names: replication.Names) -> None:
     with pgconnect.connect(job.source) as src:
         while True:
             job.run.check_stop()
-            lag = replication.lag(src, names.slot)
+            lag, active = replication.lag_and_activity(src, names.slot)
             job.run.progress(Progress("catch-up", "applying changes", lag_bytes=lag))
-            if lag <= job.options.max_lag_bytes:
+            # Caught up only while the subscription's worker is streaming: a worker not started
+            # yet (PostgreSQL spaces worker starts) would make the drain wait inside the window.
+            if lag <= job.options.max_lag_bytes and active:
                 break
             if best is None or lag < best:
                 best, best_at = lag, time.monotonic()

@@ -112,10 +112,15 @@ SELECT pg_current_wal_lsn(), confirmed_flush_lsn,
 
 
 def lag(source: psycopg.Connection, slot: str) -> int:
+    return lag_and_activity(source, slot)[0]
+
+
+def lag_and_activity(source: psycopg.Connection, slot: str) -> tuple[int, bool]:
+    """(bytes the target is behind, whether the subscription's worker reads the slot now)."""
     row = source.execute(LAG, (slot,)).fetchone()
     if row is None:
         raise MigrationFailed(f"The replication slot {slot} is gone from the source.")
-    return max(0, int(row[2] or 0))
+    return max(0, int(row[2] or 0)), bool(row[3])
 
 
 def confirmed(source: psycopg.Connection, slot: str, lsn: str) -> bool:

@@ -357,3 +357,42 @@ def test_an_option_without_its_value_is_refused_by_the_installer(scratch: Path) 
     proc = run_sh(scratch, installer_text().encode(), "--site", from_stdin=False)
     assert proc.returncode == 2
     assert "websonic: error: --site needs a value" in proc.stdout, proc
+
+
+# --- functions of the installer, called on their own -------------------------------------------
+
+
+def call(shell: str, folder: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """Run one of the installer's functions: its definitions (all but the last line, which
+    runs main) are sourced, then ``command`` runs."""
+    definitions = folder / "definitions.sh"
+    definitions.write_text(installer_text().rstrip("\n").rsplit("\n", 1)[0] + "\n")
+    script = f". {definitions}; " + " ".join(command)
+    return subprocess.run([shell, "-c", script], capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("shell", ["dash", "bash"])
+@pytest.mark.parametrize(
+    ("subnet", "layout"),
+    [
+        ("10.89.0.0/24", "10.89.0.0/25 10.89.0.254"),  # podman's default pool
+        ("10.89.7.0/24", "10.89.7.0/25 10.89.7.254"),
+        ("10.89.7.33/24", "10.89.7.0/25 10.89.7.254"),  # host bits are ignored
+        ("172.20.0.0/16", "172.20.0.0/17 172.20.255.254"),
+        ("192.168.200.16/28", "192.168.200.16/29 192.168.200.30"),
+        ("255.255.255.0/24", "255.255.255.0/25 255.255.255.254"),  # no sign trouble at the top
+    ],
+)
+def test_the_site_network_leases_its_lower_half_and_keeps_the_last_address_for_the_database(
+    shell: str, subnet: str, layout: str, tmp_path: Path
+) -> None:
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed")
+    proc = call(shell, tmp_path, "network_layout", subnet)
+    assert (proc.returncode, proc.stdout.strip()) == (0, layout), proc.stderr
+
+
+@pytest.mark.parametrize("subnet", ["10.0.0.0/29", "10.0.0.0/7", "fd00::/64", "10.0.0.0", ""])
+def test_a_subnet_too_small_or_not_ipv4_has_no_layout(subnet: str, tmp_path: Path) -> None:
+    proc = call("dash", tmp_path, "network_layout", f"'{subnet}'")
+    assert proc.returncode == 1 and proc.stdout == "", proc

@@ -731,6 +731,7 @@ pull_image() {  # pull_image REFERENCE DIGEST: pull by digest, then check what p
 site_paths() {
 	DATA="${P_DATA_DIR:-/var/lib/websonic}/sites/$NAME"
 	NETWORK="websonic-$NAME"
+	DB_ADDRESS=''  # the database's fixed address on NETWORK (ensure_network)
 }
 
 write_config() {
@@ -814,10 +815,53 @@ database() {
 	start_database
 }
 
+# The site's private network has no DNS server: podman's (aardvark-dns) drops queries while it
+# reloads, which it does whenever a container joins or leaves (a blue/green switch), and each
+# lost query stalls a request 5 s. The database has a fixed address instead, outside the range
+# podman leases to other containers, and the site finds it as `db` in its /etc/hosts.
 ensure_network() {
-	podman network exists "$NETWORK" 2>/dev/null && return 0
-	act "create podman network $NETWORK" podman network create "$NETWORK" >/dev/null
+	if ! podman network exists "$NETWORK" 2>/dev/null; then
+		[ "$DRY_RUN" = 1 ] && say "would: create podman network $NETWORK" && return 0
+		say "create podman network $NETWORK"
+		create_network
+	fi
+	DB_ADDRESS=$(podman network inspect --format '{{index .Labels "io.websonic.database"}}' \
+		"$NETWORK" 2>/dev/null)  # empty on a network made by an older installer: `db` by DNS
 }
+
+create_network() {  # podman picks a free subnet; made again with the lease range and no DNS
+	local subnet layout
+	podman network create "$NETWORK" >/dev/null || die "cannot create podman network $NETWORK"
+	subnet=$(podman network inspect --format '{{range .Subnets}}{{.Subnet}} {{end}}' "$NETWORK" |
+		tr ' ' '\n' | grep -m 1 '^[0-9.]*/[0-9]*$')
+	podman network rm -f "$NETWORK" >/dev/null 2>&1
+	layout=$(network_layout "$subnet") ||
+		die "podman gave network $NETWORK the subnet '$subnet', too small for a site" \
+			"Set default_subnet_pools in containers.conf to /24 subnets (podman's default)."
+	# shellcheck disable=SC2086 # two words on purpose
+	set -- $layout
+	podman network create --disable-dns --subnet "$subnet" --ip-range "$1" \
+		--label "io.websonic.database=$2" "$NETWORK" >/dev/null ||
+		die "cannot create podman network $NETWORK ($subnet)"
+}
+
+network_layout() {  # network_layout CIDR: "LEASED_HALF DATABASE_ADDRESS" of an IPv4 subnet
+	local bits="${1#*/}" size base
+	case $1 in *.*.*.*/*) ;; *) return 1 ;; esac
+	is_number "$bits" && [ "$bits" -ge 8 ] && [ "$bits" -le 28 ] || return 1
+	size=$((1 << (32 - bits)))
+	base=$(($(ip_number "${1%/*}") / size * size))
+	echo "$(ip_text "$base")/$((bits + 1)) $(ip_text $((base + size - 2)))"
+}
+
+ip_number() {  # ip_number A.B.C.D
+	local IFS=.
+	# shellcheck disable=SC2086 # split on the dots
+	set -- $1
+	echo $((($1 << 24) + ($2 << 16) + ($3 << 8) + $4))
+}
+
+ip_text() { echo "$(($1 >> 24 & 255)).$(($1 >> 16 & 255)).$(($1 >> 8 & 255)).$(($1 & 255))"; }
 
 db_password() {  # made here, on the server, once; never leaves it
 	[ -s "$CONF/db-password" ] && return 0
@@ -847,6 +891,7 @@ database_env() {  # how the site reaches its database: DATABASE_URL and the engi
 
 db_run_args() {
 	printf '%s' "--name websonic-$NAME-db --network $NETWORK --network-alias db"
+	[ -z "$DB_ADDRESS" ] || printf '%s' " --ip $DB_ADDRESS"
 	printf '%s' " --security-opt=no-new-privileges -e DB_NAME=$P_DB_NAME -e DB_USER=$P_DB_USER"
 	printf '%s' " -e DB_PASSWORD_FILE=/run/secrets/db-password"
 	printf '%s' " -v $CONF/db-password:/run/secrets/db-password:ro"
@@ -918,6 +963,7 @@ slot_unit() {  # the unit of one slot: its image and port come from the slot's f
 	done
 	local net=''
 	[ "$P_DB_MODE" != container ] || [ -z "$P_DB_IMAGE" ] || net="--network $NETWORK"
+	[ -z "$net" ] || [ -z "${DB_ADDRESS:-}" ] || net="$net --add-host db:$DB_ADDRESS"
 	unit_file "$NAME-$slot" "$SITE (slot $slot)" \
 		"--name websonic-$NAME-$slot $net -p 127.0.0.1:\${PORT}:$P_PORT --cap-drop=all --security-opt=no-new-privileges $envs$vols \${IMAGE}" \
 		"$CONF/slot-$slot"

@@ -8,6 +8,8 @@ server that never leaves it.
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from installer.conftest import Agency, Server, Site
@@ -33,6 +35,24 @@ def database_secrets_stay_on_the_server(agency: Agency, server: Server, site: Si
     assert ":5432 " not in listening and ":3306 " not in listening  # only the site reaches it
 
 
+def database_found_without_dns(server: Server, site: Site) -> None:
+    """The site finds `db` in its /etc/hosts: podman's DNS server loses queries while it
+    reloads (at each container start and stop), which would stall requests during updates."""
+    name = site.ref.replace("/", "-")
+    network = f"websonic-{name}"
+    fmt = '{{.DNSEnabled}} {{index .Labels "io.websonic.database"}}'
+    inspected = server.sh(f"podman network inspect --format {shlex.quote(fmt)} {network}")
+    dns, address = inspected.split()
+    assert dns == "false"
+    ip = f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}'
+    assert server.sh(f"podman inspect --format {shlex.quote(ip)} websonic-{name}-db").strip() == (
+        address
+    )
+    slots = server.sh(f"podman ps --format '{{{{.Names}}}}' --filter name=websonic-{name}-[bg]")
+    hosts = server.sh(f"podman exec {slots.split()[0]} cat /etc/hosts").split("\n")
+    assert any(line.split()[:2] == [address, "db"] for line in hosts if line.strip()), hosts
+
+
 def test_python_shop_with_postgresql(agency: Agency, server: Server, database_bases: None) -> None:
     site = agency.site("python-shop")
     site.build()
@@ -43,6 +63,7 @@ def test_python_shop_with_postgresql(agency: Agency, server: Server, database_ba
     assert added.status_code in (200, 303)
     assert "Chaise 🪑" in server.get("/").text
     database_secrets_stay_on_the_server(agency, server, site)
+    database_found_without_dns(server, site)
 
     site.edit("wsgi.py", lambda text: text.replace('"Products"', '"Our products"'))
     site.build()
@@ -62,6 +83,7 @@ def test_php_guestbook_with_mariadb(agency: Agency, server: Server, database_bas
     assert posted.status_code in (200, 303)
     assert "Très bien 🎉 — merci" in server.get("/").text  # utf8mb4 end to end
     database_secrets_stay_on_the_server(agency, server, site)
+    database_found_without_dns(server, site)
     name = site.ref.replace("/", "-")
     again = deploy(agency, site, server)
     assert again["status"] == "unchanged"

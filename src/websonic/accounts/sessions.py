@@ -200,8 +200,15 @@ def log_in(
             )
             return cookie_value, portal
     except LoginRefused as exc:
-        _record_failure(sessions, LOGIN_FAILURE, target, exc.reason, remote_addr)
+        record_failure(sessions, target, exc.reason, remote_addr)
         raise
+
+
+def record_failure(
+    sessions: sessionmaker[Session], username: str, reason: str, remote_addr: str | None
+) -> None:
+    """A failed password check, counted by the throttle (in its own committed transaction)."""
+    _record_failure(sessions, LOGIN_FAILURE, username[:TARGET_LENGTH], reason, remote_addr)
 
 
 def _record_failure(

@@ -23,6 +23,7 @@ from websonic.cli import (
     sites,
     spec,
     tokens,
+    users,
 )
 from websonic.cli.context import CliContext
 from websonic.cli.output import errors
@@ -38,6 +39,7 @@ app = typer.Typer(
 )
 platform_cmds.register(app)
 app.add_typer(customers.app, name="customer")
+app.add_typer(users.app, name="user")
 app.add_typer(sites.app, name="site")
 builds.register(app)
 app.add_typer(jobs.app, name="job")

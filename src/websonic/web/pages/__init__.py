@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from websonic.web.pages import downloads, install, login, portal
+from websonic.web.pages import account, downloads, install, login, portal
 
 router = APIRouter(include_in_schema=False)
-for module in (login, portal, downloads, install):
+for module in (login, portal, account, downloads, install):
     router.include_router(module.router)

@@ -75,3 +75,17 @@ def test_running_job_of_a_dead_process_is_reaped(platform: Platform) -> None:
 def test_workers_of_other_hosts_are_left_alone() -> None:
     assert jobs.worker_alive("another-host:1:123") is None
     assert jobs.worker_alive(jobs.this_worker()) is True
+
+
+def test_progress_is_throttled_but_the_last_step_is_always_kept(platform: Platform) -> None:
+    def quick(job: Job, reporter: jobs.JobReporter) -> dict:
+        for step in ("one", "two", "three"):
+            reporter.progress(0.5, step)  # within half a second: only the first is written
+        reporter.progress(1.0, "made release 7")
+        return {}
+
+    done = jobs.execute(platform.sessions, submit(platform), platform.settings.logs_dir, quick)
+    assert done is not None and done.step == "made release 7"
+    text = jobs.read_log(done)[0]
+    assert "one" in text and "two" not in text and "three" not in text
+    assert text.endswith("[100%] made release 7\n")

@@ -129,8 +129,8 @@ class JobReporter:
         for listener in self.listeners:
             listener(fraction, step)
         now = time.monotonic()
-        if not force and now - self._last_write < 0.5:
-            return
+        if not force and fraction < 1.0 and now - self._last_write < 0.5:
+            return  # throttled, but never the last step: it says what the job made
         self._last_write = now
         with transaction(self._sessions) as session:
             session.execute(

@@ -36,6 +36,7 @@ CREATE TABLE big (id INT NOT NULL PRIMARY KEY, k INT NOT NULL, c CHAR(120) NOT N
   pad CHAR(60) NOT NULL, KEY k (k)) ENGINE=InnoDB;
 INSERT INTO big SELECT seq, seq * 7 % 100003, REPEAT(MD5(seq), 3), LEFT(SHA1(seq), 60)
   FROM seq_1_to_300000;
+ANALYZE TABLE big;
 """
 
 
@@ -128,8 +129,10 @@ def test_a_copy_killed_with_sigkill_resumes_and_keeps_what_it_can(
     proc = background(cli, "db", "migrate", "--from", source, "--to", target)
 
     def some_ranges_copied() -> bool:
+        # The ranges come from the table's row estimate (ANALYZEd: 3 or more of them); two
+        # workers finish the first two at about the same time, so stop while any are left.
         state = checkpoint(cli).get("tables", {}).get("big", {})
-        return 1 <= len(state.get("done", [])) < len(state.get("chunks", [])) - 1
+        return 1 <= len(state.get("done", [])) < len(state.get("chunks", []))
 
     wait_for(some_ranges_copied, timeout=120, what="part of the big table copied")
     proc.send_signal(signal.SIGKILL)

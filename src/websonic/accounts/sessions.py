@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from websonic.accounts.models import PortalSession, User
 from websonic.accounts.passwords import hash_password, needs_rehash, verify_password
+from websonic.accounts.service import WrongCurrentPassword, change_own_password, get_user
 from websonic.audit.models import AuditEvent
 from websonic.audit.service import record
 from websonic.core.db import transaction, utcnow
@@ -200,15 +201,35 @@ def log_in(
             )
             return cookie_value, portal
     except LoginRefused as exc:
-        record_failure(sessions, target, exc.reason, remote_addr)
+        _record_failure(sessions, LOGIN_FAILURE, target, exc.reason, remote_addr)
         raise
 
 
-def record_failure(
-    sessions: sessionmaker[Session], username: str, reason: str, remote_addr: str | None
-) -> None:
-    """A failed password check, counted by the throttle (in its own committed transaction)."""
-    _record_failure(sessions, LOGIN_FAILURE, username[:TARGET_LENGTH], reason, remote_addr)
+def change_password(
+    sessions: sessionmaker[Session],
+    username: str,
+    current: str,
+    new: str,
+    *,
+    session_id: int,
+    remote_addr: str | None,
+    throttle: LoginThrottle,
+) -> int:
+    """A logged-in user's own password change, throttled like a login: a wrong current
+    password is a failed login, so a stolen session cannot be used to guess it. How many of
+    the user's other sessions ended."""
+    target = username[:TARGET_LENGTH]
+    with transaction(sessions) as session:
+        throttle.check(session, username, remote_addr)
+    try:
+        with transaction(sessions) as session:
+            user = get_user(session, username)
+            return change_own_password(
+                session, user, current, new, session_id=session_id, remote_addr=remote_addr
+            )
+    except WrongCurrentPassword:
+        _record_failure(sessions, LOGIN_FAILURE, target, "wrong current password", remote_addr)
+        raise
 
 
 def _record_failure(

@@ -820,11 +820,8 @@ database() {
 # lost query stalls a request 5 s. The database has a fixed address instead, outside the range
 # podman leases to other containers, and the site finds it as `db` in its /etc/hosts.
 ensure_network() {
-	if ! podman network exists "$NETWORK" 2>/dev/null; then
-		[ "$DRY_RUN" = 1 ] && say "would: create podman network $NETWORK" && return 0
-		say "create podman network $NETWORK"
-		create_network
-	fi
+	podman network exists "$NETWORK" 2>/dev/null ||
+		act "create podman network $NETWORK" create_network
 	DB_ADDRESS=$(podman network inspect --format '{{index .Labels "io.websonic.database"}}' \
 		"$NETWORK" 2>/dev/null)  # empty on a network made by an older installer: `db` by DNS
 }
@@ -963,7 +960,7 @@ slot_unit() {  # the unit of one slot: its image and port come from the slot's f
 	done
 	local net=''
 	[ "$P_DB_MODE" != container ] || [ -z "$P_DB_IMAGE" ] || net="--network $NETWORK"
-	[ -z "$net" ] || [ -z "${DB_ADDRESS:-}" ] || net="$net --add-host db:$DB_ADDRESS"
+	[ -z "$net" ] || [ -z "$DB_ADDRESS" ] || net="$net --add-host db:$DB_ADDRESS"
 	unit_file "$NAME-$slot" "$SITE (slot $slot)" \
 		"--name websonic-$NAME-$slot $net -p 127.0.0.1:\${PORT}:$P_PORT --cap-drop=all --security-opt=no-new-privileges $envs$vols \${IMAGE}" \
 		"$CONF/slot-$slot"

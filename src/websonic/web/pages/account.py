@@ -12,8 +12,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from websonic.accounts import service
-from websonic.accounts.sessions import TooManyAttempts, record_failure
+from websonic.accounts import sessions
 from websonic.core.errors import InvalidInput
 from websonic.web.auth import Viewer, client_addr, form_viewer, page_viewer, platform_of
 from websonic.web.templating import render
@@ -24,12 +23,12 @@ router = APIRouter()
 def account_page(
     request: Request, viewer: Viewer, *, error: str | None = None, status_code: int = 200
 ) -> Response:
-    ended = request.query_params.get("ended")
+    ended = request.query_params.get("ended", "")
     context = {
         "viewer": viewer,
         "error": error,
-        "changed": ended is not None and ended.isdigit(),
-        "ended": int(ended) if ended and ended.isdigit() else 0,
+        "changed": ended.isdigit(),
+        "ended": int(ended) if ended.isdigit() else 0,
     }
     return render(request, "account.html", context, status_code=status_code)
 
@@ -47,24 +46,20 @@ def change_password(
     new: Annotated[str, Form(max_length=1000)],
     confirm: Annotated[str, Form(max_length=1000)],
 ) -> Response:
-    platform, remote = platform_of(request), client_addr(request)
-    username = viewer.user.username
-    try:
-        with platform.transaction() as session:
-            request.app.state.login_throttle.check(session, username, remote)
-    except TooManyAttempts as exc:
-        return account_page(request, viewer, error=f"{exc.message} {exc.hint}", status_code=429)
     if new != confirm:
         return account_page(request, viewer, error="The two new passwords differ.", status_code=422)
     try:
-        with platform.transaction() as session:
-            user = service.get_user(session, username)
-            ended = service.change_own_password(
-                session, user, current, new, session_id=viewer.session_id, remote_addr=remote
-            )
-    except service.WrongCurrentPassword as exc:
-        record_failure(platform.sessions, username, "wrong current password", remote)
-        return account_page(request, viewer, error=exc.message, status_code=422)
+        ended = sessions.change_password(
+            platform_of(request).sessions,
+            viewer.user.username,
+            current,
+            new,
+            session_id=viewer.session_id,
+            remote_addr=client_addr(request),
+            throttle=request.app.state.login_throttle,
+        )
+    except sessions.TooManyAttempts as exc:
+        return account_page(request, viewer, error=f"{exc.message} {exc.hint}", status_code=429)
     except InvalidInput as exc:
         return account_page(request, viewer, error=exc.message, status_code=422)
     return RedirectResponse(f"/account?ended={ended}", status_code=303)

@@ -188,6 +188,7 @@ def test_a_database_sites_plan(session: Session) -> None:
         mode="container",
         image=f"websonic.example/acme/big-shop@{POSTGRES}",
         digest=POSTGRES,
+        version="15",
         name="big_shop",
         user="big_shop",
         port=5432,
@@ -246,6 +247,7 @@ def test_render_and_parse_round_trip(session: Session) -> None:
         db.user,
         str(db.port),
     ]
+    assert single["database_version"] == db.version == "15"  # the engine's, from the release
     # every line is one key=value, in this order, and nothing else
     keys = [line.split("=", 1)[0] for line in text.decode().splitlines()]
     assert keys[:3] == ["format", "site", "name"] and keys[-1] == "database_port"

@@ -447,6 +447,7 @@ plan_line() {  # plan_line KEY VALUE
 	database_mode) P_DB_MODE=$2 ;;
 	database_image) P_DB_IMAGE=$2 ;;
 	database_digest) P_DB_DIGEST=$2 ;;
+	database_version) P_DB_VERSION=$2 ;;
 	database_name) P_DB_NAME=$2 ;;
 	database_user) P_DB_USER=$2 ;;
 	database_port) P_DB_PORT=$2 ;;
@@ -806,13 +807,213 @@ database() {
 	ensure_network
 	db_password
 	db_env
-	if put "$UNITS/websonic-$NAME-db.service" 644 unit_file "$NAME-db" "$P_DB database of $SITE" \
-		"$(db_run_args)" ""; then
+	if database_image_changes; then
+		prepare_database_update
+		return 0
+	fi
+	if put "$UNITS/websonic-$NAME-db.service" 644 database_unit; then
 		systemd_reload
 		DB_CHANGED=1
 	fi
-	state_set database_digest "$P_DB_DIGEST"
+	state_set database_digest "$P_DB_DIGEST" database_engine "$P_DB" \
+		database_version "${P_DB_VERSION:-$(state_get database_version)}"
 	start_database
+}
+
+database_unit() { unit_file "$NAME-db" "$P_DB database of $SITE" "$(db_run_args)" ""; }
+
+# A new database image (same engine, same major version: check_database_change) replaces the
+# running one only with the new release, and only for good if that release passes its health
+# check: update_database keeps the previous unit and a copy of the data, restore_database puts
+# both back, commit_database drops them once the new release serves.
+
+database_image_changes() {  # the plan names another image than the one the database runs
+	local running
+	running=$(state_get database_digest)
+	[ -n "$running" ] && [ "$running" != "$P_DB_DIGEST" ] && [ -f "$UNITS/websonic-$NAME-db.service" ]
+}
+
+prepare_database_update() {  # the running database serves on until the new release starts
+	DB_UPDATE=1
+	say "the $P_DB database image changes from $(state_get database_digest) to $P_DB_DIGEST:" \
+		"it is replaced with the new release, and put back if that release is not healthy"
+	check_snapshot_space
+	start_database
+	[ "$DATABASE_ONLY" = 1 ] || return 0
+	update_database none
+	[ "$DRY_RUN" = 1 ] || commit_database
+}
+
+check_snapshot_space() {  # the copy of the data needs its size free beside it
+	local need free
+	need=$(du -sk "$DATA/database" 2>/dev/null | awk '{print int($1 / 1024) + 1}')
+	free=$(df -Pk "$DATA" 2>/dev/null | awk 'NR==2 {print int($4 / 1024)}')
+	[ "${free:-0}" -gt "${need:-0}" ] ||
+		die "updating the database needs ${need:-?} MiB free in $DATA for a copy of its data, to go back to; ${free:-0} MiB are free" \
+			"Free disk space where $DATA lives, then run again. The database was not touched." \
+			"$E_PREFLIGHT"
+}
+
+update_database() {  # update_database SLOT: stop, copy the data, start the new image, healthy
+	local previous
+	previous=$(state_get database_digest)
+	if [ "$DRY_RUN" = 1 ]; then
+		say "would: stop the $P_DB database, copy its data to $DATA/database.previous, start" \
+			"image $P_DB_DIGEST (put back if it or the new release is not healthy)"
+		return 0
+	fi
+	cp -p "$UNITS/websonic-$NAME-db.service" "$CONF/db.service.previous" ||
+		die "cannot keep a copy of the database's unit in $CONF"
+	state_set database_previous_digest "$previous" \
+		database_previous_version "$(state_get database_version)" database_update_slot "$1"
+	say "stopping the $P_DB database (image $previous)"
+	systemctl stop "websonic-$NAME-db.service" || {
+		restore_database
+		die "the database did not stop: nothing was changed" \
+			"See: journalctl -u websonic-$NAME-db.service"
+	}
+	snapshot_database
+	put "$UNITS/websonic-$NAME-db.service" 644 database_unit || true
+	systemd_reload
+	state_set database_digest "$P_DB_DIGEST" database_engine "$P_DB" database_version "${P_DB_VERSION:-}"
+	DB_CHANGED=1
+	database_up && return 0
+	say "the new $P_DB image did not become healthy; its last log lines:"
+	journalctl -u "websonic-$NAME-db.service" -n 20 --no-pager 2>/dev/null | sed 's/^/websonic:   | /'
+	restore_database
+	[ -z "$(state_get active_slot)" ] || RESULT_SLOT=$(state_get active_slot) STATUS=rolled_back
+	die "the $P_DB image $P_DB_DIGEST of release $P_RELEASE did not become healthy: the database is back on its previous image $previous with its data$(serving_note)" \
+		"Fix the database image (websonic base build $P_DB), build the site again and deploy that." \
+		"$E_HEALTH"
+}
+
+serving_note() {  # "; release N keeps serving" when one does
+	[ -z "$(state_get active_slot)" ] || printf '; release %s keeps serving' "$(state_get active_release)"
+}
+
+snapshot_database() {  # $DATA/database.previous: a copy of the stopped database's data
+	local started
+	started=$(date +%s)
+	rm -rf "$DATA/database.previous" "$DATA/database.partial"
+	# A reflink where the filesystem has them (btrfs, XFS): instant, and no space until written.
+	if cp -a --reflink=auto "$DATA/database" "$DATA/database.partial" &&
+		mv "$DATA/database.partial" "$DATA/database.previous"; then
+		say "copied the database's data ($(du -sh "$DATA/database.previous" | cut -f1)) to" \
+			"$DATA/database.previous in $(($(date +%s) - started)) s"
+		return 0
+	fi
+	rm -rf "$DATA/database.partial"
+	restore_database
+	die "cannot copy the database's data to $DATA/database.previous: the update was not made" \
+		"Check the disk where $DATA lives (space, errors), then run again."
+}
+
+restore_database() {  # the previous image's unit and the copy of its data back, started
+	local previous
+	previous=$(state_get database_previous_digest)
+	[ -n "$previous" ] || return 0
+	say "putting the $P_DB database back on image $previous with its data"
+	systemctl stop "websonic-$NAME-db.service" 2>/dev/null
+	if [ -d "$DATA/database.previous" ]; then  # what the new image left is kept aside
+		if [ -e "$DATA/database" ]; then
+			rm -rf "$DATA/database.failed" && mv "$DATA/database" "$DATA/database.failed" ||
+				die "cannot move $DATA/database aside" "Its previous data is in $DATA/database.previous."
+		fi
+		mv "$DATA/database.previous" "$DATA/database" ||
+			die "cannot put the previous data back" "It is in $DATA/database.previous."
+	fi
+	rm -rf "$DATA/database.partial"
+	if [ -f "$CONF/db.service.previous" ]; then
+		mv -f "$CONF/db.service.previous" "$UNITS/websonic-$NAME-db.service" ||
+			die "cannot put the previous database unit back" "It is in $CONF/db.service.previous."
+	fi
+	systemd_reload
+	state_set database_digest "$previous" database_version "$(state_get database_previous_version)" \
+		database_previous_digest '' database_previous_version '' database_update_slot ''
+	DB_UPDATE=0 DB_CHANGED=1 DB_RESTORED=1
+	database_up || die "the database did not start again on its previous image $previous" \
+		"See: journalctl -u websonic-$NAME-db.service; its data is in $DATA/database"
+	say "the database runs image $previous again, with its data as it was before the update"
+}
+
+commit_database() {  # the new release serves on the new image: the copies are not needed
+	[ -n "$(state_get database_previous_digest)" ] || return 0
+	rm -rf "$DATA/database.previous" "$DATA/database.failed" "$CONF/db.service.previous"
+	state_set database_previous_digest '' database_previous_version '' database_update_slot ''
+	say "the database runs image $(state_get database_digest); the copy of its previous data was removed"
+}
+
+recover_database() {  # a run killed during a database update: keep it if its release serves
+	local slot
+	[ -n "$(state_get database_previous_digest)" ] || return 0
+	if [ "$DRY_RUN" = 1 ]; then
+		say "would: finish or undo the database update of an interrupted run"
+		return 0
+	fi
+	slot=$(state_get database_update_slot)
+	if [ "$slot" = "$(state_get active_slot)" ]; then
+		say "an interrupted run had switched to its release on the new database image: keeping it"
+		commit_database
+	else
+		say "an interrupted run left a database update unfinished: putting it back"
+		restore_database
+	fi
+}
+
+# check_database_change: a new major version (or another engine) keeps its data in other files:
+# it is not an update but a migration, refused here before anything changes.
+check_database_change() {
+	local engine version
+	case ${P_DB_VERSION:-} in
+	'') ;;
+	*[!0-9.]* | .* | *. | *..*) die "the plan's database_version is malformed" "" "$E_VERIFY" ;;
+	esac
+	[ "$P_DB_MODE" = container ] && [ -n "$P_DB_IMAGE" ] || return 0
+	[ -n "$(state_get database_digest)" ] || return 0  # no database here yet
+	engine=$(running_database_engine)
+	version=$(running_database_version "$engine")
+	if [ -n "$engine" ] && [ "$engine" != "$P_DB" ]; then
+		refuse_database_change "$engine ${version:-?}"
+	fi
+	[ -n "$version" ] && [ -n "${P_DB_VERSION:-}" ] || return 0  # the engine refuses a wrong one
+	same_major "$P_DB" "$version" "$P_DB_VERSION" || refuse_database_change "$P_DB $version"
+}
+
+refuse_database_change() {  # refuse_database_change "ENGINE VERSION" (what runs here)
+	die "release $P_RELEASE needs $P_DB ${P_DB_VERSION:-}, but the database of $SITE here is $1: a new major version or engine is not updated in place (its data files differ)" \
+		"Move the data into a new database container with websonic db migrate: deploy release $P_RELEASE as another site or on another server (its database starts empty), then websonic db migrate --from this database --to that one (websonic migrate does both; see docs/migration.md). Nothing was changed here$(serving_note)." \
+		"$E_VERIFY"
+}
+
+running_database_engine() {  # from the state; from the data for a database of an older installer
+	local engine
+	engine=$(state_get database_engine)
+	if [ -z "$engine" ] && [ -f "$DATA/database/data/PG_VERSION" ]; then engine=postgresql; fi
+	if [ -z "$engine" ] && [ -d "$DATA/database/data/mysql" ]; then engine=mariadb; fi
+	echo "$engine"
+}
+
+running_database_version() {  # running_database_version ENGINE: '' when it cannot be told
+	local version
+	version=$(state_get database_version)
+	if [ -z "$version" ] && [ "$1" = postgresql ]; then
+		version=$(cat "$DATA/database/data/PG_VERSION" 2>/dev/null)
+	fi
+	if [ -z "$version" ] && [ "$1" = mariadb ]; then
+		version=$(sed -n '1s/^\([0-9][0-9.]*\).*/\1/p' "$DATA/database/data/mysql_upgrade_info" 2>/dev/null)
+	fi
+	echo "$version"
+}
+
+same_major() {  # same_major ENGINE VERSION VERSION: the same major version of ENGINE
+	[ "$(major_version "$1" "$2")" = "$(major_version "$1" "$3")" ]
+}
+
+major_version() {  # major_version ENGINE VERSION: PostgreSQL 15.6 -> 15, MariaDB 10.11.6 -> 10.11
+	case $1 in
+	mariadb) printf '%s\n' "$2" | cut -d. -f1-2 ;;
+	*) printf '%s\n' "$2" | cut -d. -f1 ;;
+	esac
 }
 
 # The site's private network has no DNS server: podman's (aardvark-dns) drops queries while it
@@ -897,17 +1098,19 @@ db_run_args() {
 
 start_database() {
 	[ "$DRY_RUN" = 1 ] && return 0
+	database_up || die "the database did not start, or is not healthy after 180 s" \
+		"See: journalctl -u websonic-$NAME-db.service; podman logs websonic-$NAME-db"
+}
+
+database_up() {  # (re)start the database when its unit changed or it is down; wait for health
 	mkdir -p "$DATA/database" || die "cannot create $DATA/database"
 	if [ "${DB_CHANGED:-0}" = 1 ] || ! systemctl is-active -q "websonic-$NAME-db.service"; then
 		say "starting the $P_DB database"
 		systemctl enable -q "websonic-$NAME-db.service" &&
-			systemctl restart "websonic-$NAME-db.service" ||
-			die "the database did not start" "See: journalctl -u websonic-$NAME-db.service"
-		CHANGED=1
+			systemctl restart "websonic-$NAME-db.service" || return 1
+		CHANGED=1 DB_CHANGED=0
 	fi
-	wait_for "the $P_DB database" 180 podman exec "websonic-$NAME-db" websonic-db health ||
-		die "the database is not healthy after 180 s" \
-			"See: journalctl -u websonic-$NAME-db.service; podman logs websonic-$NAME-db"
+	wait_for "the $P_DB database" 180 podman exec "websonic-$NAME-db" websonic-db health
 }
 
 wait_for() {  # wait_for WHAT SECONDS COMMAND...: poll every half second
@@ -1108,7 +1311,7 @@ site_healthy() {  # site_healthy PORT
 deploy_release() {
 	local active new port_new
 	active=$(state_get active_slot)
-	if [ -n "$active" ] && up_to_date "$active"; then
+	if [ -n "$active" ] && [ "${DB_UPDATE:-0}" = 0 ] && up_to_date "$active"; then
 		say "release $P_RELEASE is already serving from slot $active: nothing to change"
 		# A rebuild of the same source is the same image: it serves as it is.
 		state_set active_release "$P_RELEASE"
@@ -1120,6 +1323,7 @@ deploy_release() {
 	new=$(other_slot "${active:-green}")
 	port_new=$(state_get "port_$new")
 	if [ "$DRY_RUN" = 1 ]; then
+		[ "${DB_UPDATE:-0}" = 0 ] || update_database "$new"
 		say "would: start release $P_RELEASE in slot $new (port ${port_new:-new}), check $P_HEALTH," \
 			"switch Caddy to it and stop slot ${active:-none}"
 		STATUS=dry-run
@@ -1128,6 +1332,7 @@ deploy_release() {
 	put "$UNITS/websonic-$NAME-$new.service" 644 slot_unit "$new" || true
 	put "$CONF/slot-$new" 600 slot_settings "$new" || true
 	systemd_reload
+	[ "${DB_UPDATE:-0}" = 0 ] || update_database "$new"
 	state_set pending_slot "$new" pending_release "$P_RELEASE" pending_digest "$P_DIGEST"
 	start_slot "$new" "$port_new" || rollback_failed_start "$new"
 	switch_to "$new" "$active"
@@ -1164,14 +1369,19 @@ rollback_failed_start() {  # the new release never became healthy: remove it, ke
 	journalctl -u "websonic-$NAME-$slot.service" -n 10 --no-pager 2>/dev/null | sed 's/^/websonic:   | /'
 	stop_slot "$slot"
 	state_set pending_slot ''
+	restore_database
 	if [ -n "$(state_get active_slot)" ]; then
 		RESULT_SLOT=$(state_get active_slot) STATUS=rolled_back
-		die "release $P_RELEASE failed its health check and was removed; release $(state_get active_release) keeps serving" \
+		die "release $P_RELEASE failed its health check and was removed; release $(state_get active_release) keeps serving$(restored_note)" \
 			"Fix the release, build it again and deploy that." "$E_HEALTH"
 	fi
 	STATUS=failed
-	die "release $P_RELEASE failed its health check (first install: nothing serves yet)" \
+	die "release $P_RELEASE failed its health check (first install: nothing serves yet)$(restored_note)" \
 		"Fix the release, build it again and deploy that." "$E_HEALTH"
+}
+
+restored_note() {  # after restore_database: say so in the message
+	[ "${DB_RESTORED:-0}" = 0 ] || printf '; the database is back on its previous image with its data'
 }
 
 switch_to() {  # switch_to NEW OLD: Caddy to NEW, then drain and stop OLD (kept for rollback)
@@ -1179,6 +1389,7 @@ switch_to() {  # switch_to NEW OLD: Caddy to NEW, then drain and stop OLD (kept 
 	if ! caddy_switch "$(state_get "port_$new")"; then
 		stop_slot "$new"
 		state_set pending_slot ''
+		restore_database
 		die "Caddy refused the configuration for $(site_address): nothing was switched" \
 			"Another site on this server may already use that address: give this one --domain NAME."
 	fi
@@ -1190,6 +1401,7 @@ switch_to() {  # switch_to NEW OLD: Caddy to NEW, then drain and stop OLD (kept 
 	fi
 	state_set previous_slot "$old" active_slot "$new" active_release "$P_RELEASE" \
 		active_digest "$P_DIGEST" active_image "$P_IMAGE" pending_slot ''
+	commit_database
 	say "Caddy now sends $SITE to slot $new (release $P_RELEASE)"
 	RESULT_SLOT=$new RESULT_PREVIOUS=$old STATUS=succeeded
 	if [ -n "$old" ]; then
@@ -1227,6 +1439,7 @@ rollback() {
 		die "the plan is for release $P_RELEASE, not the previous release $(state_get previous_release)" \
 			"" "$E_VERIFY"
 	if [ "$DRY_RUN" = 1 ]; then
+		[ "${DB_UPDATE:-0}" = 0 ] || update_database "$previous"
 		say "would: start release $P_RELEASE in slot $previous, switch Caddy to it, stop slot $active"
 		STATUS=dry-run
 		return 0
@@ -1234,6 +1447,7 @@ rollback() {
 	put "$CONF/slot-$previous" 600 slot_settings "$previous" || true
 	put "$UNITS/websonic-$NAME-$previous.service" 644 slot_unit "$previous" || true
 	systemd_reload
+	[ "${DB_UPDATE:-0}" = 0 ] || update_database "$previous"
 	state_set pending_slot "$previous" pending_release "$P_RELEASE" pending_digest "$P_DIGEST"
 	start_slot "$previous" "$(state_get "port_$previous")" || rollback_failed_start "$previous"
 	switch_to "$previous" "$active"
@@ -1357,6 +1571,8 @@ run_install() {
 	verify_plan
 	site_paths
 	recover
+	recover_database
+	check_database_change
 	preflight
 	registry_check
 	[ "$DRY_RUN" = 1 ] && say "dry run: the checks passed; this is what would change:"
@@ -1392,6 +1608,8 @@ run_update() {  # the timer: install the newest release if it is newer than the 
 	fi
 	MODE=install
 	recover
+	recover_database
+	check_database_change
 	preflight
 	registry_check
 	ensure_runtime

@@ -79,6 +79,7 @@ class Database:
     mode: str = "none"  # container | external | none
     image: str = ""
     digest: str = ""
+    version: str = ""  # the engine's major version: "15" (PostgreSQL), "10.11" (MariaDB)
     name: str = ""
     user: str = ""
     port: int = 0
@@ -183,6 +184,7 @@ def database_of(
         mode="container",
         image=f"{registry.address}/{site.ref_name}@{service['digest']}",
         digest=str(service["digest"]),
+        version=str(service.get("version", "")),
         name=name,
         user=user,
         port=DATABASE_PORTS[engine],
@@ -305,6 +307,7 @@ def _database_lines(db: Database) -> list[tuple[str, object]]:
         lines += [
             ("database_image", db.image),
             ("database_digest", db.digest),
+            ("database_version", db.version),
             ("database_name", db.name),
             ("database_user", db.user),
             ("database_port", db.port),

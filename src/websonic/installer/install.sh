@@ -877,8 +877,8 @@ update_database() {  # update_database SLOT: stop, copy the data, start the new 
 	systemd_reload
 	state_set database_digest "$P_DB_DIGEST" database_engine "$P_DB" database_version "${P_DB_VERSION:-}"
 	DB_CHANGED=1
-	database_up && return 0
-	say "the new $P_DB image did not become healthy; its last log lines:"
+	database_up "$HEALTH_TIMEOUT" && return 0
+	say "the new $P_DB image did not become healthy within $HEALTH_TIMEOUT s; its last log lines:"
 	journalctl -u "websonic-$NAME-db.service" -n 20 --no-pager 2>/dev/null | sed 's/^/websonic:   | /'
 	restore_database
 	[ -z "$(state_get active_slot)" ] || RESULT_SLOT=$(state_get active_slot) STATUS=rolled_back
@@ -1102,7 +1102,7 @@ start_database() {
 		"See: journalctl -u websonic-$NAME-db.service; podman logs websonic-$NAME-db"
 }
 
-database_up() {  # (re)start the database when its unit changed or it is down; wait for health
+database_up() {  # database_up [SECONDS]: (re)start it if changed or down; wait for health
 	mkdir -p "$DATA/database" || die "cannot create $DATA/database"
 	if [ "${DB_CHANGED:-0}" = 1 ] || ! systemctl is-active -q "websonic-$NAME-db.service"; then
 		say "starting the $P_DB database"
@@ -1110,7 +1110,7 @@ database_up() {  # (re)start the database when its unit changed or it is down; w
 			systemctl restart "websonic-$NAME-db.service" || return 1
 		CHANGED=1 DB_CHANGED=0
 	fi
-	wait_for "the $P_DB database" 180 podman exec "websonic-$NAME-db" websonic-db health
+	wait_for "the $P_DB database" "${1:-180}" podman exec "websonic-$NAME-db" websonic-db health
 }
 
 wait_for() {  # wait_for WHAT SECONDS COMMAND...: poll every half second

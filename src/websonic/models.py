@@ -1,6 +1,7 @@
 """Every table of the state database, for Alembic and for creating a fresh database."""
 
 from websonic.accounts.models import ApiToken, Customer, PortalSession, Role, User
+from websonic.accounts.throttle import LoginAttempts
 from websonic.audit.models import AuditEvent
 from websonic.builds.models import BaseImage, Release
 from websonic.core.db import Base
@@ -19,6 +20,7 @@ __all__ = [
     "Host",
     "Job",
     "JobStatus",
+    "LoginAttempts",
     "Migration",
     "PortalSession",
     "Release",

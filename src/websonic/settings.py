@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     session_ttl_minutes: int = Field(
         default=480, ge=1, description="Portal session lifetime (idle sessions expire)."
     )
+    session_absolute_hours: int = Field(
+        default=12,
+        ge=1,
+        description="A portal session ends this long after login, however much it is used.",
+    )
     debian_mirror: str = Field(
         default="http://deb.debian.org/debian",
         description="Debian mirror that base images are built from.",

@@ -4,13 +4,16 @@ SQLite state folder."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from websonic.accounts.throttle import Backoff, LoginThrottle
 from websonic.audit.models import AuditEvent
 
-from web.web_helpers import ACME_OWNER, TestClient, World, form_token, login
+from web.web_helpers import ACME_OWNER, TestClient, World, end_login_delays, form_token, login
 
 NEW = "a-brand-new-password"
 
@@ -39,7 +42,9 @@ def test_the_account_page_needs_a_login_and_shows_who(client: TestClient) -> Non
     assert ">alice<" in page.text and ">owner<" in page.text and "ACME Corp" in page.text
 
 
-def test_a_change_keeps_this_session_and_ends_the_others(client: TestClient, app: FastAPI) -> None:
+def test_a_change_keeps_this_session_and_ends_the_others(
+    client: TestClient, app: FastAPI, world: World
+) -> None:
     with TestClient(app, follow_redirects=False) as elsewhere:
         owner(elsewhere)
         owner(client)
@@ -50,6 +55,7 @@ def test_a_change_keeps_this_session_and_ends_the_others(client: TestClient, app
         assert elsewhere.get("/").status_code == 303  # logged out
     client.post("/logout", data={"csrf_token": form_token(client.get("/").text)})
     assert login(client, *ACME_OWNER).status_code == 401
+    end_login_delays(world.platform)  # a failure delays the next try from this address
     assert login(client, ACME_OWNER[0], NEW).status_code == 303
 
 
@@ -80,8 +86,11 @@ def test_without_the_csrf_token_nothing_changes(client: TestClient) -> None:
     assert login(client, *ACME_OWNER).status_code == 303
 
 
-def test_guessing_the_current_password_is_throttled_like_a_login(client: TestClient) -> None:
+def test_guessing_the_current_password_is_throttled_like_a_login(
+    client: TestClient, app: FastAPI
+) -> None:
+    app.state.login_throttle = LoginThrottle(per_user=Backoff(base=dt.timedelta(minutes=1)))
     owner(client)
     codes = [change(client, f"guess-number-{i:04d}", NEW).status_code for i in range(6)]
-    assert codes == [422] * 5 + [429]
+    assert codes == [422] + [429] * 5  # each guess delays the next one
     assert change(client, ACME_OWNER[1], NEW).status_code == 429  # even the right one, for a while

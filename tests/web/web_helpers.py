@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sqlalchemy import update
 from starlette.exceptions import StarletteDeprecationWarning
 
 with warnings.catch_warnings():
@@ -18,7 +19,9 @@ with warnings.catch_warnings():
 
 from websonic.accounts.models import Role
 from websonic.accounts.service import add_customer, add_user
+from websonic.accounts.throttle import LoginAttempts
 from websonic.builds.models import Release
+from websonic.core.db import utcnow
 from websonic.platform import Platform
 from websonic.settings import Settings
 from websonic.sites.service import add_site, get_site
@@ -121,3 +124,9 @@ def csrf_of(client: httpx.Client | TestClient) -> str:
     assert response.status_code == 200, response.text
     token: str = response.json()["csrf_token"]
     return token
+
+
+def end_login_delays(platform: Platform) -> None:
+    """As if every failed login's delay had passed (the failures still count)."""
+    with platform.transaction() as session:
+        session.execute(update(LoginAttempts).values(blocked_until=utcnow()))

@@ -2,32 +2,34 @@
 
 A browser session is a random cookie value; only its SHA-256 is stored, with a random CSRF
 token the portal puts in its forms and the API expects in ``X-CSRF-Token``. Sessions expire
-after a time-to-live that is renewed while the session is used, and can be revoked (logout).
+after a time-to-live that is renewed while the session is used, and end at the latest an
+absolute lifetime after login, however much they are used; they can be revoked (logout).
 
-Failed logins are throttled per username and per client address. The failures are counted
-from the audit log (``login.failure`` events) in the state database, not in memory: the limit
-holds across restarts and across several web processes sharing one database.
+Failed logins are throttled per (username, client address) and per client address with
+growing delays (:mod:`websonic.accounts.throttle`, in the state database: the limit holds
+across restarts and across several web processes sharing one database). Every outcome is
+also audited (``login.failure``, ``login.throttled``, ``login.success``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import math
 import secrets
-from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from websonic.accounts.models import PortalSession, User
 from websonic.accounts.passwords import hash_password, needs_rehash, verify_password
 from websonic.accounts.service import WrongCurrentPassword, change_own_password, get_user
-from websonic.audit.models import AuditEvent
+from websonic.accounts.throttle import Claim, LoginThrottle, TooManyAttempts
 from websonic.audit.service import record
 from websonic.core.db import transaction, utcnow
-from websonic.core.errors import WebsonicError
+from websonic.core.errors import InvalidInput, WebsonicError
+
+__all__ = ["LoginRefused", "LoginThrottle", "TooManyAttempts", "change_password", "log_in"]
 
 LOGIN_FAILURE = "login.failure"
 TARGET_LENGTH = 200
@@ -39,18 +41,6 @@ class LoginRefused(WebsonicError):
     def __init__(self, reason: str) -> None:
         super().__init__("Wrong username or password.")
         self.reason = reason
-
-
-class TooManyAttempts(WebsonicError):
-    """Too many failed logins for this username or client address; retry later."""
-
-    def __init__(self, retry_after: int) -> None:
-        minutes = max(1, math.ceil(retry_after / 60))
-        super().__init__(
-            "Too many failed login attempts.",
-            hint=f"Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
-        )
-        self.retry_after = retry_after
 
 
 @cache
@@ -97,11 +87,16 @@ def open_session(
 
 
 def find_session(
-    session: Session, cookie_value: str, *, renew: dt.timedelta | None = None
+    session: Session,
+    cookie_value: str,
+    *,
+    renew: dt.timedelta | None = None,
+    absolute: dt.timedelta | None = None,
 ) -> PortalSession | None:
     """The live session of this cookie (with its user loaded), or None if expired or revoked.
 
-    With ``renew``, a session used after half its lifetime is extended to ``now + renew``.
+    With ``renew``, a session used after half its lifetime is extended to ``now + renew``, but
+    never past ``absolute`` after it was opened: then it ends, however much it is used.
     """
     portal = session.scalar(
         select(PortalSession)
@@ -113,8 +108,11 @@ def find_session(
         return None
     if portal.user.disabled:
         return None
+    end = portal.created_at + absolute if absolute is not None else None
+    if end is not None and end <= now:
+        return None
     if renew is not None and portal.expires_at - now < renew / 2:
-        portal.expires_at = now + renew
+        portal.expires_at = min(now + renew, end) if end is not None else now + renew
     return portal
 
 
@@ -134,39 +132,6 @@ def revoke_session(session: Session, session_id: int, *, remote_addr: str | None
     )
 
 
-@dataclass(frozen=True)
-class LoginThrottle:
-    """At most ``per_user`` failures per username and ``per_address`` per client address
-    within ``window``; further attempts are refused (:class:`TooManyAttempts`) unchecked."""
-
-    per_user: int = 5
-    per_address: int = 20
-    window: dt.timedelta = dt.timedelta(minutes=15)
-
-    def check(self, session: Session, username: str, remote_addr: str | None) -> None:
-        now = utcnow()
-        self._check_one(session, AuditEvent.target == username[:TARGET_LENGTH], self.per_user, now)
-        if remote_addr:
-            self._check_one(session, AuditEvent.remote_addr == remote_addr, self.per_address, now)
-
-    def _check_one(
-        self, session: Session, which: ColumnElement[bool], limit: int, now: dt.datetime
-    ) -> None:
-        failures = list(
-            session.scalars(
-                select(AuditEvent.at)
-                .where(AuditEvent.action == LOGIN_FAILURE, AuditEvent.at > now - self.window, which)
-                .order_by(AuditEvent.at.desc())
-                .limit(limit)
-            )
-        )
-        if len(failures) >= limit:
-            oldest = failures[-1]
-            if oldest.tzinfo is None:
-                oldest = oldest.replace(tzinfo=dt.UTC)
-            raise TooManyAttempts(max(1, math.ceil((oldest + self.window - now).total_seconds())))
-
-
 def log_in(
     sessions: sessionmaker[Session],
     username: str,
@@ -176,21 +141,18 @@ def log_in(
     remote_addr: str | None,
     throttle: LoginThrottle,
 ) -> tuple[str, PortalSession]:
-    """Check the throttle and the password, open a session; every outcome is audited.
+    """Claim the throttle, check the password, open a session; every outcome is audited.
 
-    Takes the session factory: a failure is recorded in its own committed transaction.
+    Takes the session factory: the throttle claim and a failure are each committed on their
+    own, before and after the password check.
     """
     target = username[:TARGET_LENGTH]
-    try:
-        with transaction(sessions) as session:
-            throttle.check(session, username, remote_addr)
-    except TooManyAttempts:
-        _record_failure(sessions, "login.throttled", target, "throttled", remote_addr)
-        raise
+    claim = _claim(sessions, throttle, username, remote_addr)
     try:
         with transaction(sessions) as session:
             user = authenticate(session, username, password)
             cookie_value, portal = open_session(session, user, ttl, remote_addr)
+            throttle.succeeded(session, claim)
             record(
                 session,
                 f"user:{user.username}",
@@ -219,16 +181,32 @@ def change_password(
     password is a failed login, so a stolen session cannot be used to guess it. How many of
     the user's other sessions ended."""
     target = username[:TARGET_LENGTH]
-    with transaction(sessions) as session:
-        throttle.check(session, username, remote_addr)
+    claim = _claim(sessions, throttle, username, remote_addr)
     try:
         with transaction(sessions) as session:
             user = get_user(session, username)
-            return change_own_password(
+            ended = change_own_password(
                 session, user, current, new, session_id=session_id, remote_addr=remote_addr
             )
+            throttle.succeeded(session, claim)
+            return ended
     except WrongCurrentPassword:
         _record_failure(sessions, LOGIN_FAILURE, target, "wrong current password", remote_addr)
+        raise
+    except InvalidInput:  # the current password was right (it is checked first)
+        with transaction(sessions) as session:
+            throttle.succeeded(session, claim)
+        raise
+
+
+def _claim(
+    sessions: sessionmaker[Session], throttle: LoginThrottle, username: str, remote_addr: str | None
+) -> Claim:
+    try:
+        return throttle.claim(sessions, username, remote_addr)
+    except TooManyAttempts:
+        target = username[:TARGET_LENGTH]
+        _record_failure(sessions, "login.throttled", target, "throttled", remote_addr)
         raise
 
 

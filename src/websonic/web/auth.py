@@ -60,9 +60,11 @@ def session_viewer(request: Request) -> Viewer | None:
     cookie_value = request.cookies.get(SESSION_COOKIE)
     if not cookie_value:
         return None
-    ttl = dt.timedelta(minutes=settings_of(request).session_ttl_minutes)
+    settings = settings_of(request)
+    ttl = dt.timedelta(minutes=settings.session_ttl_minutes)
+    absolute = dt.timedelta(hours=settings.session_absolute_hours)
     with platform_of(request).transaction() as session:
-        portal = find_session(session, cookie_value, renew=ttl)
+        portal = find_session(session, cookie_value, renew=ttl, absolute=absolute)
         return Viewer(portal.user, portal.id, portal.csrf_token) if portal else None
 
 

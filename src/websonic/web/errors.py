@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from websonic.accounts.passwords import HashingBusy
 from websonic.accounts.sessions import LoginRefused, TooManyAttempts
 from websonic.accounts.tokens import TokenRefused
 from websonic.core.errors import (
@@ -32,6 +33,7 @@ STATUS_OF: list[tuple[type[WebsonicError], int]] = [
     (LoginRefused, 401),
     (TokenRefused, 401),
     (TooManyAttempts, 429),
+    (HashingBusy, 503),
     (NotInitialised, 503),
     (VerificationFailed, 500),  # the server's own copy failed its checks: never sent
 ]
@@ -79,7 +81,9 @@ def problem(
 
 async def on_websonic_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, WebsonicError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else None
+    headers = None
+    if isinstance(exc, TooManyAttempts | HashingBusy):
+        headers = {"Retry-After": str(exc.retry_after)}
     return problem(request, status_of(exc), exc.message, hint=exc.hint, headers=headers)
 
 

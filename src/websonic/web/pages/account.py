@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from websonic.accounts import sessions
+from websonic.accounts.passwords import HashingBusy
 from websonic.core.errors import InvalidInput
 from websonic.web.auth import Viewer, client_addr, form_viewer, page_viewer, platform_of
 from websonic.web.templating import render
@@ -58,8 +59,13 @@ def change_password(
             remote_addr=client_addr(request),
             throttle=request.app.state.login_throttle,
         )
-    except sessions.TooManyAttempts as exc:
-        return account_page(request, viewer, error=f"{exc.message} {exc.hint}", status_code=429)
+    except (sessions.TooManyAttempts, HashingBusy) as exc:
+        status = 429 if isinstance(exc, sessions.TooManyAttempts) else 503
+        response = account_page(
+            request, viewer, error=f"{exc.message} {exc.hint}", status_code=status
+        )
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except InvalidInput as exc:
         return account_page(request, viewer, error=exc.message, status_code=422)
     return RedirectResponse(f"/account?ended={ended}", status_code=303)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from websonic.accounts.passwords import HashingBusy
 from websonic.accounts.sessions import LoginRefused, TooManyAttempts, log_in, revoke_session
 from websonic.web.auth import (
     SESSION_COOKIE,
@@ -84,12 +85,12 @@ def login(
             remote_addr=client_addr(request),
             throttle=request.app.state.login_throttle,
         )
-    except TooManyAttempts as exc:
+    except (TooManyAttempts, HashingBusy) as exc:
         return login_form(
             request,
             next,
             error=f"{exc.message} {exc.hint}",
-            status_code=429,
+            status_code=429 if isinstance(exc, TooManyAttempts) else 503,
             headers={"Retry-After": str(exc.retry_after)},
         )
     except LoginRefused as exc:

@@ -155,8 +155,8 @@ def test_low_port_refused_for_non_root_servers():
 
 
 def test_volume_hiding_the_site_is_refused():
-    m = manifest('[site]\nkind = "static"\n[[volumes]]\nname = "all"\npath = "/srv/site"\n')
-    with pytest.raises(InvalidInput, match="hide"):
+    with pytest.raises(InvalidInput, match="hide"):  # the manifest refuses it (sites/grammar.py)
+        m = manifest('[site]\nkind = "static"\n[[volumes]]\nname = "all"\npath = "/srv/site"\n')
         render_containerfile(m, "b")
 
 
@@ -175,8 +175,8 @@ def test_labels_are_added_and_stable():
 
 
 def test_newline_in_env_value_is_refused():
-    m = manifest('[site]\nkind = "static"\n[env]\nX = "a\\nb"\n')
-    with pytest.raises(InvalidInput, match="line break"):
+    with pytest.raises(InvalidInput, match="line break"):  # the manifest refuses it
+        m = manifest('[site]\nkind = "static"\n[env]\nX = "a\\nb"\n')
         render_containerfile(m, "b")
 
 

@@ -250,7 +250,7 @@ def test_render_and_parse_round_trip(session: Session) -> None:
     assert single["database_version"] == db.version == "15"  # the engine's, from the release
     # every line is one key=value, in this order, and nothing else
     keys = [line.split("=", 1)[0] for line in text.decode().splitlines()]
-    assert keys[:3] == ["format", "site", "name"] and keys[-1] == "database_port"
+    assert keys[:3] == ["format", "site", "name"] and keys[-1] == "database_limit_pids"
     assert set(keys) == set(values) and len(keys) == sum(len(v) for v in values.values())
 
 
@@ -372,7 +372,8 @@ def test_an_invalid_database_identifier_is_refused(session: Session, value: str)
     _, release = site_release(session, "acme/big-shop", 1)
     set_env(release, DB_NAME=value)
     refused = refusal(session, "acme/big-shop", number=1)
-    assert "DB_NAME" in refused.message and "identifier" in refused.message
+    assert "DB_NAME" in refused.message
+    assert "identifier" in refused.message or "control character" in refused.message
 
 
 @pytest.mark.parametrize(
@@ -450,12 +451,13 @@ def test_an_env_value_with_a_line_break_is_refused(session: Session, value: str)
 
 
 def test_a_volume_path_with_a_line_break_is_refused(session: Session) -> None:
-    """The manifest allows it; the plan would carry a forged line (here: a domain)."""
+    """A recorded manifest is held to the grammar again: the plan would carry a forged line."""
     _, release = site_release(session, "acme/big-shop", 1)
     assert release.manifest is not None
     forged = "/srv/site/uploads\ndomain=evil.example"
     release.manifest = {**release.manifest, "volumes": [{"name": "uploads", "path": forged}]}
-    assert "line break" in refusal(session, "acme/big-shop", number=1).message
+    refused = refusal(session, "acme/big-shop", number=1)
+    assert "volumes.0.path" in refused.message and "acme/big-shop" in refused.message
 
 
 def test_a_domain_with_a_line_break_is_refused(session: Session) -> None:
@@ -536,3 +538,62 @@ def test_the_fixture_made_what_the_tests_use(platform: Platform) -> None:
     assert manifests["acme/big-shop"].services.database == "postgresql"
     assert "PGDATABASE" not in manifests["acme/big-shop"].plain_env
     assert manifests["acme/guestbook"].plain_env["DB_NAME"] == "guestbook"
+
+
+# --- finding 1: the plan holds every value to the grammar, whatever made it ---------------------
+
+
+def forged_plans(plan: plans.InstallPlan) -> dict[str, plans.InstallPlan]:
+    """Plans made past the manifest's checks (a recorded manifest edited, a bug): one bad value
+    each, keyed by what the refusal must name."""
+    db = plan.database
+    return {
+        "volume uploads": replace(plan, volumes=(("uploads", "/data uploads/link:/host"),)),
+        "volume uploads ": replace(plan, volumes=(("uploads", "/data ../..:/host"),)),
+        "volume uploads  ": replace(plan, volumes=(("uploads", "/srv/site/../../etc"),)),
+        "volume uploads   ": replace(plan, volumes=(("uploads", "/proc/self"),)),
+        "volume name": replace(plan, volumes=(("../up", "/data"),)),
+        "overlap": replace(plan, volumes=(("a", "/data"), ("b", "/data/link"))),
+        "health": replace(plan, health="/h $(touch /tmp/x)"),
+        "health ": replace(plan, health="/h`id`"),
+        "port": replace(plan, port=80),
+        "env name": replace(plan, env=(("A*", "x"),)),
+        "env A": replace(plan, env=(("A", "escape \x1b[2J"),)),
+        "secret": replace(plan, secrets=("A B",)),
+        "domain": replace(plan, domains=("shop.example;rm",)),
+        "domain ": replace(plan, domains=("*.example",)),
+        "data_dir": replace(plan, data_dir="/var/lib/web sonic"),
+        "acme_email": replace(plan, acme_email="a}b@x.example"),
+        "database_name": replace(plan, database=replace(db, name="shop;drop")),
+        "database_user": replace(plan, database=replace(db, user="x y")),
+        "database_image": replace(plan, database=replace(db, image="evil.example/x@" + db.digest)),
+        "digest": replace(plan, digest="sha256:../../x"),
+        "kind": replace(plan, kind="ruby"),
+        "site_pids": replace(plan, requirements=replace(plan.requirements, site_pids=0)),
+    }
+
+
+def test_finding1_the_plan_refuses_values_outside_the_grammar(session: Session) -> None:
+    plan = plan_of(session, "acme/big-shop", 1, domains=["shop.example"])
+    plans.check_values(plan)  # the real one passes
+    for key, forged in forged_plans(plan).items():
+        with pytest.raises(InvalidInput) as refused:
+            plans.check_values(forged)
+        assert key.strip() in refused.value.message, (key, refused.value.message)
+
+
+def test_the_plan_carries_the_containers_limits_from_the_hosting_spec(session: Session) -> None:
+    values = plans.parse(plans.render(plan_of(session, "acme/big-shop", 1)))
+    assert values["limit_memory_mib"] == [str(spec.KIND_MEMORY_MIB["python"])]
+    assert values["limit_pids"] == ["1024"]
+    assert values["database_limit_memory_mib"] == [str(spec.DATABASE_MEMORY_MIB["postgresql"])]
+    assert values["database_limit_pids"] == ["512"]
+    static = plans.parse(plans.render(plan_of(session, "acme/brochure")))
+    assert static["limit_memory_mib"] == [str(spec.KIND_MEMORY_MIB["static"])]
+    assert "database_limit_memory_mib" not in static
+
+
+def test_parse_refuses_what_is_not_utf8_and_splits_at_newlines_only() -> None:
+    with pytest.raises(InvalidInput, match="UTF-8"):
+        plans.parse(b"site=\xff\n")
+    assert plans.parse("env=A=x\x0by\x85\n".encode()) == {"env": ["A=x\x0by\x85"]}

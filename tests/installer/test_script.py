@@ -396,3 +396,48 @@ def test_the_site_network_leases_its_lower_half_and_keeps_the_last_address_for_t
 def test_a_subnet_too_small_or_not_ipv4_has_no_layout(subnet: str, tmp_path: Path) -> None:
     proc = call("dash", tmp_path, "network_layout", f"'{subnet}'")
     assert proc.returncode == 1 and proc.stdout == "", proc
+
+
+def test_finding9_two_installs_of_different_sites_never_pick_the_same_ports(
+    tmp_path: Path,
+) -> None:
+    """Four sites' installers allocate at once; each looks slowly at each port (as `ss` on a
+    busy server does), so without the server-wide lock all would read the same free ports."""
+    etc, sites = tmp_path / "etc", ["a", "b", "c", "d"]
+    for site in sites:
+        (etc / "sites" / site).mkdir(parents=True)
+    (etc / "sites" / "a" / "state").write_text("active_slot=blue\n")
+    runs = " ".join(f"(NAME={s}; STATE={etc}/sites/{s}/state; allocate_ports) &" for s in sites)
+    proc = call(
+        "dash", tmp_path,
+        f"ETC={etc}; PORTS_LOCK={tmp_path}/ports.lock; DRY_RUN=0;",
+        "port_holder() { sleep 0.1; };",
+        f"{runs} wait",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ports = {}
+    for site in sites:
+        state = dict(
+            line.split("=", 1) for line in (etc / "sites" / site / "state").read_text().split()
+        )
+        ports[site] = (state["port_blue"], state["port_green"])
+    every = [port for pair in ports.values() for port in pair]
+    assert len(set(every)) == 8, ports
+    assert sorted(every) == [str(p) for p in range(20000, 20008)]
+    assert not (tmp_path / "ports.lock").exists()
+
+
+def test_a_lock_left_by_a_dead_installer_is_taken_over(tmp_path: Path) -> None:
+    lock = tmp_path / "ports.lock"
+    lock.mkdir()
+    dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout
+    (lock / "pid").write_text(dead)
+    (tmp_path / "etc" / "sites" / "a").mkdir(parents=True)
+    proc = call(
+        "dash", tmp_path,
+        f"ETC={tmp_path}/etc; PORTS_LOCK={lock}; DRY_RUN=0; STATE={tmp_path}/etc/sites/a/state;",
+        "port_holder() { :; }; allocate_ports && cat $STATE",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.split() == ["port_blue=20000", "port_green=20001"]
+    assert not lock.exists()

@@ -28,3 +28,10 @@ class Requirements:
     runtime_min_version: str = "4.3"
     domains: tuple[str, ...] = ()  # should resolve to the server (a warning, not a failure)
     max_clock_skew_seconds: int = 60
+    # What each container of the site may use (podman --memory, --pids-limit): the site's
+    # share of ``memory_mib`` (each release's container; two run side by side during an
+    # update) and its database's. Pids count threads too (MariaDB runs one per connection).
+    site_memory_mib: int = 512
+    site_pids: int = 1024
+    database_memory_mib: int = 512
+    database_pids: int = 512

@@ -39,7 +39,7 @@ from websonic.builds.models import Release
 from websonic.builds.service import list_releases
 from websonic.core.errors import InvalidInput
 from websonic.hosting.requirements import Requirements
-from websonic.sites.manifest import Manifest
+from websonic.sites.manifest import Manifest, validate_manifest
 from websonic.sites.models import Site
 from websonic.sites.service import get_site
 
@@ -86,7 +86,8 @@ def requirements_for(
 def manifest_of(site: Site, release: Release | None) -> Manifest:
     """The manifest a release was built from; the site's own before its first build."""
     recorded = release.manifest if release is not None else None
-    return Manifest.model_validate(recorded or site.manifest)
+    origin = f"The manifest of {site.ref_name}" + (f" release {release.number}" if release else "")
+    return validate_manifest(recorded or site.manifest, origin=origin)
 
 
 def requirements_from(
@@ -107,6 +108,8 @@ def requirements_from(
         runtime=RUNTIME,
         runtime_min_version=RUNTIME_MIN_VERSION,
         domains=tuple(domains),
+        site_memory_mib=KIND_MEMORY_MIB[manifest.kind],
+        database_memory_mib=DATABASE_MEMORY_MIB[manifest.services.database],
     )
 
 

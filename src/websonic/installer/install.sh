@@ -41,7 +41,9 @@ CERTS_D=/etc/containers/certs.d
 PLAN_MAX_AGE=3600
 PORT_FIRST=20000
 PORT_LAST=29999
+PORTS_LOCK=/run/websonic-ports.lock
 MARKER='# websonic-installer'
+SITE_USER=10001:10001
 
 # Exit codes (documented in docs/installer.md).
 E_FAIL=1 E_USAGE=2 E_PREFLIGHT=3 E_VERIFY=4 E_REGISTRY=5 E_HEALTH=6 E_BUSY=7
@@ -404,10 +406,14 @@ refuse_downgrade() {  # an older release only when asked for by number (or a rol
 		"To go back on purpose: --release $P_RELEASE, or --rollback." "$E_VERIFY"
 }
 
-read_plan() {
+read_plan() {  # the plan's values into P_*, each checked against the grammar before any use
 	P_FORMAT='' P_VOLUMES='' P_ENV='' P_SECRETS='' P_DOMAINS='' P_DB=none P_DB_MODE=container
 	P_DB_IMAGE='' P_DB_DIGEST='' P_DB_NAME='' P_DB_USER='' P_DB_PORT='' P_TLS=internal P_EMAIL=''
-	P_REGISTRY_INSECURE=0 P_REQUIRE_OS='' P_REQUIRE_ARCH='' P_ISSUED_AT=0
+	P_REGISTRY_INSECURE=0 P_REQUIRE_OS='' P_REQUIRE_ARCH='' P_ISSUED_AT=0 P_LIMIT_MEMORY=''
+	P_LIMIT_PIDS='' P_DB_LIMIT_MEMORY='' P_DB_LIMIT_PIDS='' P_SITE='' P_NAME='' P_RELEASE=''
+	P_REGISTRY='' P_IMAGE='' P_DIGEST='' P_PAYLOAD='' P_SIGNATURE='' P_KIND='' P_PORT=''
+	P_HEALTH='' P_DATA_DIR='' P_REQUIRE_CPUS='' P_REQUIRE_MEMORY='' P_REQUIRE_DISK=''
+	P_REQUIRE_INODES=''
 	while IFS= read -r line || [ -n "$line" ]; do
 		plan_line "${line%%=*}" "${line#*=}"
 	done <"$WORK/plan"
@@ -416,8 +422,160 @@ read_plan() {
 	is_number "$P_RELEASE" && is_number "$P_PORT" && is_name "$P_NAME" ||
 		die "the plan is malformed" "" "$E_VERIFY"
 	[ "$P_NAME" = "$NAME" ] || die "the plan names $P_NAME, expected $NAME" "" "$E_VERIFY"
-	case $P_DIGEST in sha256:*) ;; *) die "the plan's digest is malformed" "" "$E_VERIFY" ;; esac
-	case $P_DATA_DIR in /*) ;; *) die "the plan's data_dir is not absolute" "" "$E_VERIFY" ;; esac
+	check_plan_values
+}
+
+# The grammar of every value a plan carries to this server: the patterns of
+# src/websonic/sites/grammar.py (the same text; a test compares), read by grep -E in the C
+# locale. The plan is signed, and WebSonic checked each value when it read the site's
+# manifest and when it made the plan: this third check keeps a forged or buggy plan from
+# ever reaching a unit file, a podman argument or a path.
+RE_VOLUME_NAME='[a-z0-9][a-z0-9-]{0,62}'
+RE_PATH='(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127})+'
+RE_ENV_NAME='[A-Za-z_][A-Za-z0-9_]{0,127}'
+RE_HEALTH='/[A-Za-z0-9._~/%-]{0,200}(\?[A-Za-z0-9._~=&%-]{0,200})?'
+RE_DOMAIN='([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}'
+RE_IDENTIFIER='[A-Za-z_][A-Za-z0-9_]{0,62}'
+RE_DIGEST='sha256:[0-9a-f]{64}'
+RE_HOST_PORT='(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?'
+RE_EMAIL='[A-Za-z0-9._%+-]{1,64}@([A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,63}'
+RE_SITE='[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*'
+RE_BASE64='[A-Za-z0-9+/=]*'
+RE_OS='[a-z]+:[0-9.]+( [a-z]+:[0-9.]+)*'
+RE_ARCH='[a-z0-9_]+( [a-z0-9_]+)*'
+SYSTEM_FOLDERS='/bin /boot /dev /etc /lib /lib32 /lib64 /libx32 /proc /run /sbin /sys /usr /var/lock /var/run'
+SITE_CODE=/srv/site
+
+check_plan_values() {  # every value against the grammar; a plan outside it is refused (E_VERIFY)
+	plan_value site "$P_SITE" "$RE_SITE"
+	plan_value registry "$P_REGISTRY" "$RE_HOST_PORT"
+	plan_value digest "$P_DIGEST" "$RE_DIGEST"
+	[ "$P_IMAGE" = "$P_REGISTRY/$P_SITE@$P_DIGEST" ] || refuse_value image "$P_IMAGE"
+	plan_value payload "$P_PAYLOAD" "$RE_BASE64"
+	plan_value signature "$P_SIGNATURE" "$RE_BASE64"
+	plan_value health "$P_HEALTH" "$RE_HEALTH"
+	plan_path data_dir "$P_DATA_DIR"
+	plan_value require_os "$P_REQUIRE_OS" "$RE_OS"
+	plan_value require_arch "$P_REQUIRE_ARCH" "$RE_ARCH"
+	plan_choice kind "$P_KIND" static php python node containerfile
+	plan_choice tls "$P_TLS" internal acme
+	plan_choice registry_insecure "$P_REGISTRY_INSECURE" 0 1
+	[ -z "$P_EMAIL" ] || plan_value acme_email "$P_EMAIL" "$RE_EMAIL"
+	plan_number port "$P_PORT" 1024 65535
+	plan_number release "$P_RELEASE" 1
+	plan_number issued_at "$P_ISSUED_AT" 0
+	plan_number require_cpus "$P_REQUIRE_CPUS" 0
+	plan_number require_memory_mib "$P_REQUIRE_MEMORY" 0
+	plan_number require_disk_mib "$P_REQUIRE_DISK" 0
+	plan_number require_inodes "$P_REQUIRE_INODES" 0
+	plan_number limit_memory_mib "$P_LIMIT_MEMORY" 6
+	plan_number limit_pids "$P_LIMIT_PIDS" 1
+	check_plan_volumes
+	check_plan_env
+	check_plan_names
+	check_plan_database
+}
+
+check_plan_names() {  # secrets and domains: space-separated lists, checked as a whole first
+	local domain
+	[ -z "$P_SECRETS" ] || plan_value secret "$P_SECRETS" "( $RE_ENV_NAME)+"
+	[ -z "$P_DOMAINS" ] || plan_value domain "$P_DOMAINS" "( $RE_DOMAIN)+"
+	P_DOMAINS=${P_DOMAINS# }
+	for domain in $P_DOMAINS; do  # no space or wildcard in them: checked above
+		[ ${#domain} -le 253 ] || refuse_value domain "$domain"
+	done
+}
+
+check_plan_database() {
+	plan_choice database "$P_DB" none sqlite postgresql mariadb
+	plan_choice database_mode "$P_DB_MODE" none external container
+	site_has_database || return 0
+	plan_value database_digest "$P_DB_DIGEST" "$RE_DIGEST"
+	[ "$P_DB_IMAGE" = "$P_REGISTRY/$P_SITE@$P_DB_DIGEST" ] ||
+		refuse_value database_image "$P_DB_IMAGE"
+	plan_value database_name "$P_DB_NAME" "$RE_IDENTIFIER"
+	plan_value database_user "$P_DB_USER" "$RE_IDENTIFIER"
+	plan_number database_port "$P_DB_PORT" 1 65535
+	plan_number database_limit_memory_mib "$P_DB_LIMIT_MEMORY" 6
+	plan_number database_limit_pids "$P_DB_LIMIT_PIDS" 1
+}
+
+site_has_database() {  # a database container of the site's release runs beside it
+	[ "$P_DB_MODE" = container ] && [ -n "$P_DB_IMAGE" ] && case $P_DB in postgresql | mariadb) ;;
+	*) false ;; esac
+}
+
+check_plan_volumes() {  # NAME:PATH lines: names and paths of the grammar, none in another
+	local volume name path names='' paths='' other
+	while IFS= read -r volume; do
+		[ -n "$volume" ] || continue
+		name=${volume%%:*} path=${volume#*:}
+		plan_value "volume name" "$name" "$RE_VOLUME_NAME"
+		plan_path "volume $name" "$path"
+		for other in $SYSTEM_FOLDERS; do
+			! paths_nested "$path" "$other" ||
+				refuse_value "volume $name" "$path" "it would be mounted on or under $other"
+		done
+		[ "$path" != "$SITE_CODE" ] || refuse_value "volume $name" "$path" "it would hide the site's code"
+		case " $names " in *" $name "*) refuse_value "volume name" "$name" "it is named twice" ;; esac
+		for other in $paths; do  # checked paths: no space, no wildcard
+			! paths_nested "$path" "$other" ||
+				refuse_value "volume $name" "$path" "it overlaps the volume at $other"
+		done
+		names="$names $name" paths="$paths $path"
+	done <<EOF
+$P_VOLUMES
+EOF
+}
+
+paths_nested() {  # paths_nested A B: A is B, or inside it, or B inside A
+	case $1 in "$2" | "$2"/*) return 0 ;; esac
+	case $2 in "$1"/*) return 0 ;; esac
+	return 1
+}
+
+check_plan_env() {  # NAME=VALUE lines: a name of the grammar, a value without control characters
+	local line
+	while IFS= read -r line; do
+		[ -n "$line" ] || continue
+		case $line in *=*) ;; *) refuse_value env "$line" "it has no '='" ;; esac
+		plan_value "env name" "${line%%=*}" "$RE_ENV_NAME"
+		case ${line#*=} in *[[:cntrl:]]*)
+			refuse_value "env ${line%%=*}" "(not shown)" "it holds a control character" ;;
+		esac
+	done <<EOF
+$P_ENV
+EOF
+}
+
+plan_value() {  # plan_value KEY VALUE ERE: VALUE is one line that the pattern matches whole
+	case $2 in *'
+'*) refuse_value "$1" "$2" ;; esac
+	printf '%s\n' "$2" | LC_ALL=C grep -Eqx -- "$3" || refuse_value "$1" "$2"
+}
+
+plan_path() {  # plan_path KEY PATH: an absolute path of the grammar, at most 255 characters
+	plan_value "$1" "$2" "$RE_PATH"
+	[ ${#2} -le 255 ] || refuse_value "$1" "$2" "it is longer than 255 characters"
+}
+
+plan_number() {  # plan_number KEY VALUE MIN [MAX]
+	plan_value "$1" "$2" '[0-9]{1,10}'
+	[ "$2" -ge "$3" ] && [ "$2" -le "${4:-9999999999}" ] || refuse_value "$1" "$2" "out of range"
+}
+
+plan_choice() {  # plan_choice KEY VALUE CHOICE...
+	local key="$1" value="$2"
+	shift 2
+	case " $* " in *" $value "*) [ -n "$value" ] && return 0 ;; esac
+	refuse_value "$key" "$value" "not one of: $*"
+}
+
+refuse_value() {  # refuse_value KEY VALUE [WHY]
+	local shown
+	shown=$(printf '%s' "$2" | LC_ALL=C tr -c '[:print:]' '?')
+	die "the plan's $1 '$shown' is refused${3:+: $3}: refusing to install anything" \
+		"The plan does not hold to WebSonic's grammar of values (docs/site-manifest.md)." "$E_VERIFY"
 }
 
 plan_line() {  # plan_line KEY VALUE
@@ -435,12 +593,13 @@ plan_line() {  # plan_line KEY VALUE
 	digest) P_DIGEST=$2 ;;
 	payload) P_PAYLOAD=$2 ;;
 	signature) P_SIGNATURE=$2 ;;
+	kind) P_KIND=$2 ;;
 	port) P_PORT=$2 ;;
 	health) P_HEALTH=$2 ;;
 	volume) P_VOLUMES="$P_VOLUMES$2$nl" ;;
 	env) P_ENV="$P_ENV$2$nl" ;;
 	secret) P_SECRETS="$P_SECRETS $2" ;;
-	domain) P_DOMAINS="${P_DOMAINS:+$P_DOMAINS }$2" ;;
+	domain) P_DOMAINS="$P_DOMAINS $2" ;;  # the leading space goes once checked
 	tls) P_TLS=$2 ;;
 	acme_email) P_EMAIL=$2 ;;
 	database) P_DB=$2 ;;
@@ -458,6 +617,10 @@ plan_line() {  # plan_line KEY VALUE
 	require_memory_mib) P_REQUIRE_MEMORY=$2 ;;
 	require_disk_mib) P_REQUIRE_DISK=$2 ;;
 	require_inodes) P_REQUIRE_INODES=$2 ;;
+	limit_memory_mib) P_LIMIT_MEMORY=$2 ;;
+	limit_pids) P_LIMIT_PIDS=$2 ;;
+	database_limit_memory_mib) P_DB_LIMIT_MEMORY=$2 ;;
+	database_limit_pids) P_DB_LIMIT_PIDS=$2 ;;
 	esac
 }
 
@@ -766,12 +929,15 @@ is_database_variable() {  # set by the installer from the database it runs (data
 	return 1
 }
 
-write_volumes() {
+write_volumes() {  # a folder per volume (names checked by check_plan_values)
 	local volume name
 	while IFS= read -r volume; do
 		[ -n "$volume" ] || continue
 		name=${volume%%:*}
 		is_name "$name" || die "invalid volume name '$name' in the plan" "" "$E_VERIFY"
+		[ ! -L "$DATA/volumes/$name" ] && [ ! -L "$DATA/volumes" ] && [ ! -L "$DATA" ] ||
+			die "$DATA/volumes/$name or a folder above it is a symbolic link: refusing to mount it" \
+				"Something other than WebSonic changed $DATA: check it." "$E_VERIFY"
 		[ -d "$DATA/volumes/$name" ] && continue
 		act "create volume $name in $DATA/volumes" make_volume "$DATA/volumes/$name"
 	done <<EOF
@@ -780,7 +946,7 @@ EOF
 }
 
 make_volume() {  # owned by the site's user (uid 10001 in every WebSonic image)
-	mkdir -p "$1" && chown 10001:10001 "$1" && chmod 750 "$1"
+	mkdir -p "$1" && chown -h 10001:10001 "$1" && chmod 750 "$1"
 }
 
 save_installer_files() {  # the pinned key, the installer itself, the portal's address
@@ -1087,10 +1253,11 @@ database_env() {  # how the site reaches its database: DATABASE_URL and the engi
 	fi
 }
 
-db_run_args() {
+db_run_args() {  # (every value checked by check_plan_values: each is one word)
 	printf '%s' "--name websonic-$NAME-db --network $NETWORK --network-alias db"
 	[ -z "$DB_ADDRESS" ] || printf '%s' " --ip $DB_ADDRESS"
-	printf '%s' " --security-opt=no-new-privileges -e DB_NAME=$P_DB_NAME -e DB_USER=$P_DB_USER"
+	printf '%s' " $(confinement "$P_DB_LIMIT_MEMORY" "$P_DB_LIMIT_PIDS") $(db_capabilities)"
+	printf '%s' " -e DB_NAME=$P_DB_NAME -e DB_USER=$P_DB_USER"
 	printf '%s' " -e DB_PASSWORD_FILE=/run/secrets/db-password"
 	printf '%s' " -v $CONF/db-password:/run/secrets/db-password:ro"
 	printf '%s' " -v $DATA/database:/var/lib/websonic-db $P_DB_IMAGE"
@@ -1155,18 +1322,44 @@ EOF
 systemd_reload() { [ "$DRY_RUN" = 1 ] || systemctl daemon-reload || die "systemctl daemon-reload failed"; }
 
 slot_unit() {  # the unit of one slot: its image and port come from the slot's file
-	local slot="$1" envs="--env-file $CONF/env --env-file $CONF/secrets.env" volume
-	[ "$P_DB_MODE" != container ] || [ -z "$P_DB_IMAGE" ] || envs="$envs --env-file $CONF/database.env"
-	local vols=''
-	for volume in $(printf '%s' "$P_VOLUMES" | tr '\n' ' '); do
-		vols="$vols -v $DATA/volumes/${volume%%:*}:${volume#*:}"
-	done
-	local net=''
-	[ "$P_DB_MODE" != container ] || [ -z "$P_DB_IMAGE" ] || net="--network $NETWORK"
-	[ -z "$net" ] || [ -z "$DB_ADDRESS" ] || net="$net --add-host db:$DB_ADDRESS"
-	unit_file "$NAME-$slot" "$SITE (slot $slot)" \
-		"--name websonic-$NAME-$slot $net -p 127.0.0.1:\${PORT}:$P_PORT --cap-drop=all --security-opt=no-new-privileges $envs$vols \${IMAGE}" \
-		"$CONF/slot-$slot"
+	unit_file "$NAME-$1" "$SITE (slot $1)" "$(slot_run_args "$1")" "$CONF/slot-$1"
+}
+
+# podman run's arguments, one line of an ExecStart (systemd splits it at spaces): every value
+# in it was checked by check_plan_values, so each is one word without quotes, '$' or '%'.
+slot_run_args() {  # slot_run_args SLOT
+	printf '%s' "--name websonic-$NAME-$1 --network $NETWORK"
+	if site_has_database && [ -n "$DB_ADDRESS" ]; then printf '%s' " --add-host db:$DB_ADDRESS"; fi
+	printf '%s' " -p 127.0.0.1:\${PORT}:$P_PORT $(confinement "$P_LIMIT_MEMORY" "$P_LIMIT_PIDS")"
+	printf '%s' " --user $SITE_USER --env-file $CONF/env --env-file $CONF/secrets.env"
+	if site_has_database; then printf '%s' " --env-file $CONF/database.env"; fi
+	volume_args
+	printf '%s' " \${IMAGE}"  # systemd takes it from the slot's file
+}
+
+volume_args() {  # -v DATA/volumes/NAME:PATH for each volume (checked: one word each)
+	local volume
+	while IFS= read -r volume; do
+		[ -z "$volume" ] || printf ' -v %s' "$DATA/volumes/${volume%%:*}:${volume#*:}"
+	done <<EOF
+$P_VOLUMES
+EOF
+}
+
+# Every container of a site: no capabilities (the database adds back what its entrypoint
+# needs), no privilege gained through setuid files, memory and processes limited as the
+# hosting spec says.
+confinement() {  # confinement MEMORY_MIB PIDS
+	printf '%s' "--cap-drop=all --security-opt=no-new-privileges --memory=${1}m --pids-limit=$2"
+}
+
+# The database image's entrypoint starts as root to give the data folder to the engine's user
+# (chown, chmod, reading it: CHOWN, FOWNER, DAC_OVERRIDE), then becomes that user (SETUID,
+# SETGID: the server itself runs with no capability at all); MariaDB's first start also stops
+# its temporary server, which runs as that user (KILL).
+db_capabilities() {
+	printf '%s' "--cap-add=CHOWN,DAC_OVERRIDE,FOWNER,SETGID,SETUID"
+	[ "$P_DB" != mariadb ] || printf '%s' ",KILL"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -1281,8 +1474,22 @@ recover() {  # a run killed half-way: make the state say what Caddy really serve
 	fi
 }
 
+# Two local ports per site, for its blue and green slots, recorded in its state. Every site's
+# installer picks from the same range: reading the others' ports, picking and recording are
+# done under one server-wide lock, so two installs of different sites never pick the same.
 allocate_ports() {
 	[ -n "$(state_get port_blue)" ] && return 0
+	local ports
+	take_ports_lock
+	ports=$(free_ports)
+	# shellcheck disable=SC2086 # split the list on purpose
+	set -- $ports
+	[ $# -ne 2 ] || state_set port_blue "$1" port_green "$2"
+	rm -rf "$PORTS_LOCK"
+	[ $# -eq 2 ] || die "no free local ports in $PORT_FIRST-$PORT_LAST"
+}
+
+free_ports() {  # the first two ports no site has recorded and nothing listens on
 	local port="$PORT_FIRST" found='' used
 	used=$(cat "$ETC"/sites/*/state 2>/dev/null | sed -n 's/^port_[a-z]*=//p')
 	while [ "$port" -le "$PORT_LAST" ]; do
@@ -1292,10 +1499,23 @@ allocate_ports() {
 		fi
 		port=$((port + 1))
 	done
-	# shellcheck disable=SC2086 # split the list on purpose
-	set -- $found
-	[ $# -eq 2 ] || die "no free local ports in $PORT_FIRST-$PORT_LAST"
-	state_set port_blue "$1" port_green "$2"
+	echo "$found"
+}
+
+take_ports_lock() {  # waits up to 60 s for another site's installer to record its ports
+	local tries=0 pid
+	until mkdir "$PORTS_LOCK" 2>/dev/null; do
+		pid=$(cat "$PORTS_LOCK/pid" 2>/dev/null || true)
+		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then  # its installer died holding it
+			rm -rf "$PORTS_LOCK"
+			continue
+		fi
+		tries=$((tries + 1))
+		[ "$tries" -le 600 ] || die "another installer holds $PORTS_LOCK (pid ${pid:-unknown})" \
+			"Wait for it to end, then run again." "$E_BUSY"
+		sleep 0.1
+	done
+	echo $$ >"$PORTS_LOCK/pid"
 }
 
 other_slot() { if [ "$1" = blue ]; then echo green; else echo blue; fi; }
@@ -1591,6 +1811,7 @@ run_install() {
 		return 0
 	fi
 	ensure_caddyfile
+	ensure_network  # every site has a network of its own, with or without a database
 	allocate_ports
 	if [ "$MODE" = rollback ]; then rollback; else deploy_release; fi
 	updater
@@ -1616,6 +1837,7 @@ run_update() {  # the timer: install the newest release if it is newer than the 
 	write_config
 	pull_images
 	database
+	ensure_network  # every site has a network of its own, with or without a database
 	allocate_ports
 	deploy_release
 }

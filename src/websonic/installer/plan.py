@@ -13,14 +13,18 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import combinations
+from typing import Any
 from urllib.parse import urlsplit
 
 from websonic.builds.models import Release
 from websonic.core.errors import InvalidInput
 from websonic.hosting.requirements import Requirements
-from websonic.sites.manifest import Manifest
+from websonic.sites import grammar
+from websonic.sites.manifest import KINDS, Manifest, validate_manifest
 from websonic.sites.models import Site
 
 FORMAT = "websonic-plan/1"
@@ -28,12 +32,11 @@ DATA_DIR = "/var/lib/websonic"
 DATABASE_PORTS = {"postgresql": 5432, "mariadb": 3306}
 DATABASE_MODES = ("container", "external")
 TLS_MODES = ("internal", "acme")
-IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")  # fullmatch
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # fullmatch
+IDENTIFIER = re.compile(grammar.IDENTIFIER)  # fullmatch
+EMAIL = re.compile(grammar.EMAIL)  # fullmatch
 #: ``host[:port]`` of the public URL: a DNS name, an IPv4 address or a bracketed IPv6 one.
-HOST_PORT = re.compile(
-    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?"
-)
+HOST_PORT = re.compile(grammar.HOST_PORT)
+SITE_REF = re.compile(r"[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*")  # fullmatch
 #: Plain env names that may name the database and its user (first found wins).
 DATABASE_NAME_VARS = ("PGDATABASE", "DB_NAME", "MYSQL_DATABASE")
 DATABASE_USER_VARS = ("PGUSER", "DB_USER", "MYSQL_USER")
@@ -130,7 +133,8 @@ def make_plan(
     now: float | None = None,
 ) -> InstallPlan:
     """The plan to install ``release`` of ``site`` (checked: refuses what the installer can't)."""
-    manifest = Manifest.model_validate(release.manifest or site.manifest)
+    origin = f"The manifest of release {release.number} of {site.ref_name}"
+    manifest = validate_manifest(release.manifest or site.manifest, origin=origin)
     registry = Registry.from_public_url(public_url)
     check_options(tls, acme_email, database_mode)
     plan = InstallPlan(
@@ -244,7 +248,88 @@ def _check_name(engine: str, what: str, value: str, origin: str) -> None:
 
 
 def check_values(plan: InstallPlan) -> None:
-    """Refuse values the installer's line format cannot carry (line breaks, NUL)."""
+    """Refuse what the installer's line format cannot carry (line breaks, NUL), then any value
+    outside the grammar of values that reach a server (``sites.grammar``): the manifest was
+    held to it when read, ``install.sh`` holds the plan to it again (``check_plan_values``)."""
+    _check_lines(plan)
+    for key, value, check in _grammar_checks(plan):
+        try:
+            check(value)
+        except grammar.GrammarError as exc:
+            raise InvalidInput(f"The plan's {key} is refused: {exc}.") from exc
+    for (first, one), (second, other) in combinations(plan.volumes, 2):
+        if grammar.nested(one, other):
+            raise InvalidInput(
+                f"The plan's volumes {first} ({one}) and {second} ({other}) overlap."
+            )
+    _check_limits(plan)
+
+
+def _grammar_checks(plan: InstallPlan) -> Iterator[tuple[str, Any, Callable[[Any], object]]]:
+    """(key, value, check) of every value of the plan that the grammar covers."""
+    yield "site", plan.site, _site_ref
+    yield "kind", plan.kind, _kind
+    yield "port", plan.port, grammar.port
+    yield "health", plan.health, grammar.health_path
+    yield "data_dir", plan.data_dir, grammar.absolute_path
+    yield "registry", plan.registry.address, grammar.host_port
+    yield "digest", plan.digest, grammar.digest
+    if plan.acme_email:
+        yield "acme_email", plan.acme_email, grammar.email
+    for name, path in plan.volumes:
+        yield "volume name", name, grammar.volume_name
+        yield f"volume {name}", path, grammar.volume_path
+    for name, value in plan.env:
+        yield "env name", name, grammar.env_name
+        yield f"env {name}", value, partial(grammar.env_value, name)
+    for name in plan.secrets:
+        yield "secret", name, grammar.env_name
+    for domain in plan.domains:
+        yield "domain", domain, grammar.domain
+    db = plan.database
+    if db.mode == "container":
+        yield "database_digest", db.digest, grammar.digest
+        yield (
+            "database_image",
+            db.image,
+            lambda v: _same(v, f"{plan.registry.address}/{plan.site}@{db.digest}"),
+        )
+        yield "database_name", db.name, grammar.identifier
+        yield "database_user", db.user, grammar.identifier
+
+
+def _site_ref(value: str) -> str:
+    if not SITE_REF.fullmatch(value):
+        raise grammar.GrammarError(f"{value!r} is not CUSTOMER/SITE")
+    return value
+
+
+def _kind(value: str) -> str:
+    if value not in KINDS:
+        raise grammar.GrammarError(f"{value!r} is not one of {', '.join(KINDS)}")
+    return value
+
+
+def _same(value: str, expected: str) -> str:
+    if value != expected:
+        raise grammar.GrammarError(f"{value!r} is not the site's own image {expected!r}")
+    return value
+
+
+def _check_limits(plan: InstallPlan) -> None:
+    r = plan.requirements
+    limits = [("site_memory_mib", r.site_memory_mib), ("site_pids", r.site_pids)]
+    if plan.database.mode == "container":
+        limits += [
+            ("database_memory_mib", r.database_memory_mib),
+            ("database_pids", r.database_pids),
+        ]
+    for key, value in limits:
+        if value < 1:
+            raise InvalidInput(f"The plan's {key} is {value}: containers need a positive limit.")
+
+
+def _check_lines(plan: InstallPlan) -> None:
     for name, value in plan.env:
         if _breaks_line(value):
             raise InvalidInput(
@@ -293,15 +378,17 @@ def _lines(plan: InstallPlan) -> list[tuple[str, object]]:
         ("require_memory_mib", r.memory_mib),
         ("require_disk_mib", r.disk_mib),
         ("require_inodes", r.inodes),
+        ("limit_memory_mib", r.site_memory_mib),
+        ("limit_pids", r.site_pids),
     ]
     lines += [("volume", f"{name}:{path}") for name, path in plan.volumes]
     lines += [("env", f"{name}={value}") for name, value in plan.env]
     lines += [("secret", name) for name in plan.secrets]
     lines += [("domain", domain) for domain in plan.domains]
-    return lines + _database_lines(plan.database)
+    return lines + _database_lines(plan.database, r)
 
 
-def _database_lines(db: Database) -> list[tuple[str, object]]:
+def _database_lines(db: Database, r: Requirements) -> list[tuple[str, object]]:
     lines: list[tuple[str, object]] = [("database", db.engine), ("database_mode", db.mode)]
     if db.mode == "container":
         lines += [
@@ -311,14 +398,21 @@ def _database_lines(db: Database) -> list[tuple[str, object]]:
             ("database_name", db.name),
             ("database_user", db.user),
             ("database_port", db.port),
+            ("database_limit_memory_mib", r.database_memory_mib),
+            ("database_limit_pids", r.database_pids),
         ]
     return lines
 
 
 def parse(text: bytes) -> dict[str, list[str]]:
-    """A rendered plan's values by key (each key may repeat), for checks and tests."""
+    """A rendered plan's values by key (each key may repeat), for checks and tests; lines end
+    at "\n" only, as the installer reads them."""
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"The plan is not UTF-8 text: {exc}.") from exc
     values: dict[str, list[str]] = {}
-    for line in text.decode("utf-8").splitlines():
+    for line in decoded.split("\n"):
         key, eq, value = line.partition("=")
         if eq:
             values.setdefault(key, []).append(value)

@@ -22,20 +22,19 @@ Example::
 
 from __future__ import annotations
 
-import re
 import tomllib
+from itertools import combinations
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from websonic.core.errors import InvalidInput
+from websonic.sites import grammar
 
 MANIFEST_NAME = "websonic.toml"
 KINDS = ("static", "php", "python", "node", "containerfile")
 DATABASES = ("postgresql", "mariadb", "sqlite", "none")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-VOLUME_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 Kind = Literal["static", "php", "python", "node", "containerfile"]
 Database = Literal["postgresql", "mariadb", "sqlite", "none"]
@@ -48,7 +47,7 @@ class Strict(BaseModel):
 class SiteSection(Strict):
     kind: Kind
     health: str = "/healthz"
-    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    port: int = 8080
     root: str = "."  # static and php: the folder served, relative to the source
     command: list[str] | None = None  # python and node: the start command
     containerfile: str = "Containerfile"  # containerfile kind: relative path
@@ -56,9 +55,12 @@ class SiteSection(Strict):
     @field_validator("health")
     @classmethod
     def _health_is_path(cls, value: str) -> str:
-        if not value.startswith("/") or any(c.isspace() for c in value):
-            raise ValueError("must be a URL path starting with '/', e.g. '/healthz'")
-        return value
+        return grammar.health_path(value)
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        return grammar.port(value)
 
     @field_validator("root", "containerfile")
     @classmethod
@@ -72,6 +74,10 @@ class Services(Strict):
     database: Database = "none"
 
 
+class BuildSection(Strict):
+    network: bool = False  # RUN steps reach the network (pip, npm, composer); in the SBOM
+
+
 class Volume(Strict):
     name: str
     path: str
@@ -79,16 +85,12 @@ class Volume(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not VOLUME_NAME.match(value):
-            raise ValueError("must be lowercase letters, digits and '-' (e.g. 'uploads')")
-        return value
+        return grammar.volume_name(value)
 
     @field_validator("path")
     @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/") or ".." in Path(value).parts:
-            raise ValueError("must be an absolute path inside the container")
-        return value
+    def _path(cls, value: str) -> str:
+        return grammar.volume_path(value)
 
 
 class SecretRef(Strict):
@@ -101,22 +103,30 @@ EnvValue = str | SecretRef
 class Manifest(Strict):
     site: SiteSection
     services: Services = Services()
+    build: BuildSection = BuildSection()
     volumes: list[Volume] = []
     env: dict[str, EnvValue] = {}
 
     @field_validator("env")
     @classmethod
-    def _env_names(cls, value: dict[str, EnvValue]) -> dict[str, EnvValue]:
-        for name in value:
-            if not ENV_NAME.match(name):
-                raise ValueError(f"{name!r} is not a valid environment variable name")
+    def _env(cls, value: dict[str, EnvValue]) -> dict[str, EnvValue]:
+        for name, given in value.items():
+            grammar.env_name(name)
+            if isinstance(given, str):
+                grammar.env_value(name, given)
         return value
 
     @model_validator(mode="after")
-    def _unique_volumes(self) -> Manifest:
+    def _distinct_volumes(self) -> Manifest:
         names = [v.name for v in self.volumes]
         if len(names) != len(set(names)):
             raise ValueError("volumes: each volume needs a distinct name")
+        for first, second in combinations(self.volumes, 2):
+            if grammar.nested(first.path, second.path):
+                raise ValueError(
+                    f"volumes: {first.name} ({first.path}) and {second.name} ({second.path}) "
+                    "overlap: each volume needs a folder of its own, not inside another"
+                )
         return self
 
     @property
@@ -142,6 +152,11 @@ def parse_manifest(text: str, *, origin: str = MANIFEST_NAME) -> Manifest:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"{origin} is not valid TOML: {exc}") from exc
+    return validate_manifest(data, origin=origin)
+
+
+def validate_manifest(data: Any, *, origin: str = MANIFEST_NAME) -> Manifest:
+    """A manifest from its parsed (or recorded) data; errors name the key and say why."""
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from registry.conftest import basic
+from websonic.accounts.models import Customer
+from websonic.accounts.tokens import create_token
 from websonic.audit.models import AuditEvent
 
 
@@ -79,25 +83,69 @@ def test_verification_is_cached_until_the_file_changes(client: TestClient, world
     assert cache.hashed == 3
 
 
-def test_downloads_are_audited_once_per_get(client: TestClient, world, acme) -> None:
-    """Audit: one event per manifest GET and per blob GET (who, what, where); none for HEAD."""
+def pull(client: TestClient, image, headers: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    """What a client pulling the release does: HEAD then GET the manifest, GET each blob."""
+    client.head("/v2/acme/brochure/manifests/1", headers=headers)
+    assert client.get("/v2/acme/brochure/manifests/1", headers=headers).status_code == 200
+    for digest in (image.config, *image.layers):
+        assert client.get(f"/v2/acme/brochure/blobs/{digest}", headers=headers).status_code == 200
+    ranged = {**headers, "Range": "bytes=0-9"}
+    assert (
+        client.get(f"/v2/acme/brochure/blobs/{image.layers[0]}", headers=ranged).status_code == 206
+    )
+    client.get("/v2/acme/brochure/tags/list", headers=headers)
+
+
+def test_finding9_a_pull_is_one_audit_row_not_one_per_get(client: TestClient, world, acme) -> None:  # type: ignore[no-untyped-def]
+    """Audit: one event per caller, manifest and day, on its first manifest GET; blob GETs
+    and the same pull again add none. Another caller's pull is its own event."""
     image = world.images["acme/brochure:1"]
-    client.head("/v2/acme/brochure/manifests/1", headers=acme)
-    client.head(f"/v2/acme/brochure/blobs/{image.layers[0]}", headers=acme)
-    client.get("/v2/acme/brochure/manifests/1", headers=acme)
-    client.get(f"/v2/acme/brochure/blobs/{image.layers[0]}", headers={**acme, "Range": "bytes=0-9"})
-    client.get(f"/v2/acme/brochure/blobs/{image.config}", headers=acme)
-    client.get("/v2/acme/brochure/tags/list", headers=acme)
+    before = len(all_events(world))
+    pull(client, image, acme)
+    pull(client, image, acme)
     manifests = events(world, "registry.pull.manifest")
-    blobs = events(world, "registry.pull.blob")
     assert [e.detail["digest"] for e in manifests] == [image.manifest]
-    assert [e.detail["digest"] for e in blobs] == [image.layers[0], image.config]
+    assert len(all_events(world)) == before + 1
     public_id = world.tokens["acme"].split("_")[1]
-    for event in (*manifests, *blobs):
-        assert event.actor == f"token:{public_id}"
-        assert event.detail["repository"] == "acme/brochure"
-        assert event.remote_addr == "testclient" and event.at is not None
-        assert event.customer_id is not None
+    event = manifests[0]
+    assert event.actor == f"token:{public_id}"
+    assert event.target == f"acme/brochure@{image.manifest}"
+    assert event.detail["repository"] == "acme/brochure"
+    assert event.remote_addr == "testclient" and event.at is not None
+    assert event.customer_id is not None
+    pull(client, image, basic("acme", second_token(world)))
+    assert len(events(world, "registry.pull.manifest")) == 2
+
+
+def test_a_pull_on_another_day_is_audited_again(client: TestClient, world, acme) -> None:  # type: ignore[no-untyped-def]
+    image = world.images["acme/brochure:1"]
+    public_id = world.tokens["acme"].split("_")[1]
+    with world.platform.transaction() as session:  # yesterday's pull, as the log holds it
+        yesterday = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+        session.add(
+            AuditEvent(
+                at=yesterday.replace(hour=23, minute=59),
+                actor=f"token:{public_id}",
+                action="registry.pull.manifest",
+                target=f"acme/brochure@{image.manifest}",
+            )
+        )
+    pull(client, image, acme)
+    assert len(events(world, "registry.pull.manifest")) == 2
+
+
+def all_events(world) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+    with world.platform.transaction() as session:
+        return list(session.scalars(select(AuditEvent)))
+
+
+def second_token(world) -> str:  # type: ignore[no-untyped-def]
+    with world.platform.transaction() as session:
+        acme = session.scalar(select(Customer).where(Customer.slug == "acme"))
+        made = create_token(
+            session, acme, scope="pull", expires_in=dt.timedelta(days=1), actor="test"
+        )
+        return made.secret
 
 
 def test_refused_requests_are_not_downloads(client: TestClient, world, globex) -> None:

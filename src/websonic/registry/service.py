@@ -3,8 +3,10 @@
 Every function checks that the caller may pull the repository first (see ``callers``), then
 looks the release up in the state database and the bytes up in the OCI layout. A blob is served
 only if a release of *that* repository names it; its bytes are checked against its digest
-before they are served (``integrity``). Each manifest or blob download (GET, not HEAD) is one
-audit event; so is each refused blob whose bytes no longer match.
+before they are served (``integrity``). A pull is audited once per caller, manifest and UTC day
+(``registry.pull.manifest``, on the first manifest GET, not HEAD): the blobs that follow and
+the same pull repeated add no row, so the append-only log does not grow by a row per GET.
+Each refused manifest or blob whose bytes no longer match is an audit event every time.
 
 A release's database service image (``Release.services``) belongs to the site's repository
 too, by digest only: its manifest under ``/v2/<customer>/<site>/manifests/<digest>``, its
@@ -24,10 +26,12 @@ from sqlalchemy.orm import Session
 
 from websonic.accounts.models import Customer
 from websonic.accounts.sessions import find_session
+from websonic.audit.models import AuditEvent
 from websonic.audit.service import record
 from websonic.builds.models import Release
 from websonic.builds.oci import OciLayout
 from websonic.builds.services import service_blobs
+from websonic.core.db import utcnow
 from websonic.core.errors import NotFound, VerificationFailed
 from websonic.registry import callers, manifests, tokens
 from websonic.registry.access import grant, user_principal
@@ -41,6 +45,7 @@ from websonic.sites.models import Site
 
 Transaction = Callable[[], AbstractContextManager[Session]]
 LATEST = "latest"
+PULL = "registry.pull.manifest"
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,7 @@ class Registry:
             raise
         if download:
             with self.transaction() as session:
-                self._record(session, caller, repository, "registry.pull.manifest", answer.digest)
+                self._record_pull(session, caller, repository, answer.digest)
         return answer
 
     def _resolve(self, repository: Repository, reference: str, accept: list[str]) -> Manifest:
@@ -156,7 +161,7 @@ class Registry:
 
     # Blobs ------------------------------------------------------------------------------------
 
-    def blob(self, caller: Caller, name: str, digest: str, *, download: bool) -> OpenBlob:
+    def blob(self, caller: Caller, name: str, digest: str) -> OpenBlob:
         check_digest(digest)
         with self.transaction() as session:
             require_pull(session, caller, name)
@@ -169,9 +174,6 @@ class Registry:
             with self.transaction() as session:
                 self._record_integrity(session, caller, repository, digest)
             raise
-        if download:
-            with self.transaction() as session:
-                self._record(session, caller, repository, "registry.pull.blob", digest)
         return opened
 
     def _open_verified(self, digest: str) -> OpenBlob:
@@ -213,15 +215,30 @@ class Registry:
 
     # Audit ------------------------------------------------------------------------------------
 
-    def _record(
-        self, session: Session, caller: Caller, repository: Repository, action: str, digest: str
+    def _record_pull(
+        self, session: Session, caller: Caller, repository: Repository, digest: str
     ) -> None:
+        """A manifest pull, unless this caller pulled this manifest already today (UTC)."""
+        target = f"{repository.name}@{digest}"
+        today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+        seen = session.scalar(
+            select(AuditEvent.id)
+            .where(
+                AuditEvent.at >= today,
+                AuditEvent.action == PULL,
+                AuditEvent.actor == caller.actor,
+                AuditEvent.target == target,
+            )
+            .limit(1)
+        )
+        if seen is not None:
+            return
         record(
             session,
             caller.actor,
-            action,
+            PULL,
             customer_id=repository.customer_id,
-            target=f"{repository.name}@{digest}",
+            target=target,
             detail={"repository": repository.name, "digest": digest},
             remote_addr=caller.remote_addr,
         )

@@ -75,7 +75,10 @@ def login(
             request, next, error="The form expired; please try again.", status_code=403
         )
     settings = settings_of(request)
-    ttl = dt.timedelta(minutes=settings.session_ttl_minutes)
+    ttl = min(  # renewals never pass the absolute lifetime either (web.auth)
+        dt.timedelta(minutes=settings.session_ttl_minutes),
+        dt.timedelta(hours=settings.session_absolute_hours),
+    )
     try:
         cookie_value, _ = log_in(
             platform_of(request).sessions,

@@ -135,7 +135,7 @@ def content(request: Request, path: str) -> Response:
             )
             return manifest_response(request, found)
         if route.endpoint is Endpoint.BLOB:
-            blob = registry.blob(caller, route.name, route.reference, download=download)
+            blob = registry.blob(caller, route.name, route.reference)
             return blob_response(request, blob)
         last = request.query_params.get("last")
         page = registry.tags(caller, route.name, int_param(request, "n"), last)

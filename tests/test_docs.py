@@ -5,6 +5,7 @@ from __future__ import annotations
 from websonic.cli.main import app
 from websonic.cli.reference import render_reference, render_settings
 from websonic.state import HEAD, alembic_config
+from websonic.web.policy import render_routes
 
 from conftest import ROOT
 
@@ -31,3 +32,9 @@ def test_state_head_matches_the_newest_migration() -> None:
     from alembic.script import ScriptDirectory
 
     assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() == HEAD
+
+
+def test_routes_reference_is_current() -> None:
+    assert (ROOT / "docs" / "routes.md").read_text() == render_routes(), (
+        "docs/routes.md is stale: python -m websonic.web.policy > docs/routes.md"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -13,7 +13,7 @@ from websonic import __version__
 from websonic.accounts.sessions import LoginThrottle
 from websonic.platform import Platform, open_platform
 from websonic.settings import Settings
-from websonic.web import api, errors, pages, registry
+from websonic.web import api, errors, pages, policy, registry
 from websonic.web.security import SecurityHeaders, secure_cookies
 from websonic.web.templating import STATIC_DIR
 from websonic.worker import Workers
@@ -34,6 +34,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        policy.install(_app)  # again: no route added since create_app may serve without a rule
         if start_workers:
             await run_in_threadpool(workers.start)
         try:
@@ -51,6 +52,7 @@ def create_app(
         openapi_url=f"{api.PREFIX}/openapi.json",
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(policy.gate)],  # every route: the rule of policy.ROUTES
     )
     app.state.settings = settings
     app.state.platform = platform
@@ -62,4 +64,5 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(registry.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    policy.install(app)
     return app

@@ -22,6 +22,7 @@ from websonic.core.naming import parse_site_ref
 from websonic.core.units import human_size
 from websonic.jobs import service as jobs
 from websonic.sites.service import get_site
+from websonic.sites.source import shown
 
 base_app = typer.Typer(help="Base images made from Debian packages.", no_args_is_help=True)
 release_app = typer.Typer(help="Built, signed releases of a site.", no_args_is_help=True)
@@ -128,7 +129,7 @@ def release_data(release: Release) -> dict[str, Any]:
         "size": release.size,
         "layers": release.layers,
         "base_digest": release.base_digest,
-        "source": release.source_ref,
+        "source": shown(release.source_ref),
         "revision": release.source_revision,
         "epoch": release.source_epoch,
         "sbom_digest": release.sbom_digest,

@@ -12,6 +12,7 @@ from websonic.cli.output import console, emit_json, table
 from websonic.core.errors import InvalidInput
 from websonic.sites import service
 from websonic.sites.models import Site
+from websonic.sites.source import shown
 
 app = typer.Typer(help="Customer websites.", no_args_is_help=True)
 secret_app = typer.Typer(help="Secret env values of a site (kept encrypted).", no_args_is_help=True)
@@ -22,7 +23,7 @@ def site_data(site: Site) -> dict[str, Any]:
     return {
         "site": site.ref_name,
         "kind": site.kind,
-        "source": site.source,
+        "source": shown(site.source),  # a git URL's password as ***
         "ref": site.ref,
         "epoch": site.epoch,
         "manifest_detected": site.manifest_detected,
@@ -46,7 +47,13 @@ def add(
     cli = get(ctx)
     with cli.platform.transaction() as session:
         site = service.add_site(
-            session, cli.platform.runner, ref, source, actor=cli.actor, epoch=epoch
+            session,
+            cli.platform.runner,
+            ref,
+            source,
+            actor=cli.actor,
+            epoch=epoch,
+            box=cli.platform.secrets,
         )
         data = site_data(site)
     if as_json:

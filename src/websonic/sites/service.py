@@ -28,20 +28,25 @@ def add_site(
     *,
     actor: str,
     epoch: int | None = None,
+    box: SecretBox | None = None,
 ) -> Site:
-    """Register CUSTOMER/SITE from a folder or git URL#REF; the manifest is read and checked."""
+    """Register CUSTOMER/SITE from a folder or git URL#REF; the manifest is read and checked.
+
+    A password in a git URL is kept sealed with ``box`` (required then) and never shown."""
     site_ref = parse_site_ref(ref)
     customer = get_customer(session, site_ref.customer)
     if _find(session, customer, site_ref.site):
         raise AlreadyExists(f"Site {site_ref} already exists.")
     spec = sources.parse_source(source_text)
+    if spec.password is not None and box is None:
+        raise InvalidInput("A git URL with a password needs the secrets box to keep it.")
     if epoch is not None and (spec.is_git or epoch < 0):
         raise InvalidInput("--epoch is only for folder sources (git sources use commit time).")
     manifest, detected = read_manifest(spec, runner)
     site = Site(
         customer=customer,
         slug=check_slug(site_ref.site, "site slug"),
-        source=spec.location,
+        source=spec.stored(box) if box is not None else spec.location,
         ref=spec.ref,
         epoch=None
         if spec.is_git
@@ -66,14 +71,15 @@ def add_site(
 def read_manifest(spec: sources.SourceSpec, runner: Runner) -> tuple[Manifest, bool]:
     """The manifest of the source as it is now (a git source is fetched to a temporary folder)."""
     if not spec.is_git:
+        sources.refuse_links_outside(Path(spec.location))
         return load_manifest(Path(spec.location))
     with tempfile.TemporaryDirectory(prefix="websonic-source-") as tmp:
         snap = sources.snapshot(spec, Path(tmp) / "src", runner, folder_epoch=0)
         return load_manifest(snap.path)
 
 
-def source_spec(site: Site) -> sources.SourceSpec:
-    return sources.SourceSpec(site.source, site.ref)
+def source_spec(site: Site, box: SecretBox) -> sources.SourceSpec:
+    return sources.from_stored(site.source, site.ref, box)
 
 
 def get_site(session: Session, ref: str | SiteRef) -> Site:

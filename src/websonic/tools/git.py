@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from websonic.core.runner import Command
@@ -14,19 +15,49 @@ GIT_ENV = {
 }
 
 
-def ls_remote(url: str) -> Command:
-    """Every branch and tag of the repository (to resolve a ref, or to list the known ones)."""
-    return Command.of("git", "ls-remote", "--heads", "--tags", "--", url, env=GIT_ENV)
+#: Answers git's ``get`` with the password in the environment (the only helper: the list of
+#: helpers from the user's config is reset by the empty value first).
+CREDENTIAL_HELPER = '!f() { test "$1" = get && echo "password=$WEBSONIC_GIT_PASSWORD"; }; f'
+
+
+@dataclass(frozen=True)
+class Password:
+    """A git URL's password: given to git through the environment, masked in all output."""
+
+    value: str = field(repr=False)  # decoded
+    masked: tuple[str, ...] = field(default=(), repr=False)  # every form to mask
+
+    def env(self) -> dict[str, str]:
+        return {
+            "GIT_CONFIG_COUNT": "2",
+            "GIT_CONFIG_KEY_0": "credential.helper",
+            "GIT_CONFIG_VALUE_0": "",
+            "GIT_CONFIG_KEY_1": "credential.helper",
+            "GIT_CONFIG_VALUE_1": CREDENTIAL_HELPER,
+            "WEBSONIC_GIT_PASSWORD": self.value,
+        }
+
+
+def _git(*argv: object, password: Password | None = None) -> Command:
+    if password is None:
+        return Command.of("git", *argv, env=GIT_ENV)
+    secrets = tuple({password.value, *password.masked} - {""})
+    return Command.of("git", *argv, env={**GIT_ENV, **password.env()}, secrets=secrets)
+
+
+def ls_remote(url: str, password: Password | None = None) -> Command:
+    """Every branch and tag of the repository (to resolve a ref, or to list the known ones).
+
+    ``url`` never carries the password: git asks :data:`CREDENTIAL_HELPER` for it."""
+    return _git("ls-remote", "--heads", "--tags", "--", url, password=password)
 
 
 def init(dest: Path) -> Command:
     return Command.of("git", "init", "--quiet", dest, env=GIT_ENV)
 
 
-def fetch(dest: Path, url: str, ref: str) -> Command:
-    return Command.of(
-        "git", "-C", dest, "fetch", "--quiet", "--depth", "1", "--", url, ref, env=GIT_ENV
-    )
+def fetch(dest: Path, url: str, ref: str, password: Password | None = None) -> Command:
+    return _git("-C", dest, "fetch", "--quiet", "--depth", "1", "--", url, ref, password=password)
 
 
 def checkout_fetched(dest: Path) -> Command:

@@ -12,6 +12,7 @@ from websonic.accounts.models import Customer, User
 from websonic.builds.models import Release
 from websonic.jobs.models import Job
 from websonic.sites.models import Site
+from websonic.sites.source import shown
 
 
 class MeOut(BaseModel):
@@ -57,7 +58,7 @@ class SiteOut(BaseModel):
             customer=site.customer.slug,
             slug=site.slug,
             kind=site.kind,
-            source=site.source,
+            source=shown(site.source),  # a git URL's password as ***
             ref=site.ref,
             created_at=site.created_at,
         )
@@ -81,7 +82,7 @@ class ReleaseOut(BaseModel):
             size=release.size,
             signed=bool(release.signature),
             signing_key_id=release.signing_key_id,
-            source_ref=release.source_ref,
+            source_ref=shown(release.source_ref),
             source_revision=release.source_revision,
             created_at=release.created_at,
         )

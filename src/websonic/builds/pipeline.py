@@ -24,7 +24,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from websonic.audit.service import record
-from websonic.builds import kinds, services, signing
+from websonic.builds import containerfile as containerfiles
+from websonic.builds import kinds, services, signing, storage
 from websonic.builds.models import BaseImage, Release
 from websonic.builds.oci import ImageInfo, OciLayout, layout_ref
 from websonic.builds.sbom import make_sbom
@@ -39,6 +40,7 @@ from websonic.tools import buildah, skopeo
 Progress = Callable[[float, str], None]
 STEP = re.compile(r"^STEP (\d+)/(\d+)")
 TOOLS = ("buildah", "skopeo", "podman")
+NETWORK_LABEL = "io.websonic.build-network"
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ def build_release(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     runner = platform.runner
+    manifest: Manifest | None = None
     try:
         progress(0.02, f"fetching source {build.spec}")
         snap = sources.snapshot(
@@ -78,17 +81,24 @@ def build_release(
         manifest, _detected = load_manifest(snap.path)
         base = _base_for(platform, manifest)
         service_bases = _services_for(platform, manifest)
-        containerfile = _write_containerfile(work, snap, manifest, base)
-        image = f"localhost/websonic/build/{build.repository}:job-{job_id}-{secrets.token_hex(4)}"
-        progress(0.1, f"building {manifest.kind} site with buildah")
-        _buildah_build(runner, containerfile, snap, image, log, progress, platform)
-        return _store_release(
-            platform, build, snap, manifest, base, service_bases, image, job_id, actor, started,
-            progress,
-        )  # fmt: skip
+        policy = containerfiles.Policy(build.repository, _base_digests(platform))
+        containerfile = _write_containerfile(work, snap, manifest, base, policy)
+        image = (
+            f"{containerfiles.BUILD_PREFIX}{build.repository}:job-{job_id}-{secrets.token_hex(4)}"
+        )
+        with storage.site_build(platform, build.site_id) as store:
+            progress(0.1, f"building {manifest.kind} site with buildah")
+            _buildah_build(
+                runner, containerfile, snap, image, log, progress, platform, manifest, store
+            )
+            return _store_release(
+                platform, build, snap, manifest, base, service_bases, (image, store), job_id,
+                actor, started, progress,
+            )  # fmt: skip
     except ToolFailed as exc:
         raise BuildFailed(
-            f"The build of {build.repository} failed: {exc.message}", hint=_tail(exc.stderr)
+            f"The build of {build.repository} failed: {exc.message}",
+            hint=_tail(exc.stderr) + _network_hint(manifest),
         ) from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -98,6 +108,21 @@ def _tail(text: str, lines: int = 12) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+def _network_hint(manifest: Manifest | None) -> str:
+    if manifest is None or manifest.build.network:
+        return ""
+    return (
+        "\nRUN steps have no network: if one downloads (pip, npm, composer, curl), "
+        "set [build] network = true in websonic.toml."
+    )
+
+
+def _base_digests(platform: Platform) -> frozenset[str]:
+    """Every base and service image the agency made: what a Containerfile may start from."""
+    with platform.sessions() as session:
+        return frozenset(session.scalars(select(BaseImage.digest)))
+
+
 def _input(platform: Platform, site_id: int, ref: str | None) -> BuildInput:
     with platform.sessions() as session:
         site = session.get(Site, site_id)
@@ -105,7 +130,9 @@ def _input(platform: Platform, site_id: int, ref: str | None) -> BuildInput:
             raise NotFound(f"Site {site_id} no longer exists.")
         if ref and not site.ref:
             raise BuildFailed(f"{site.ref_name} is built from a folder: --ref needs a git source.")
-        spec = sources.SourceSpec(site.source, (ref or site.ref) if site.ref else None)
+        spec = sources.from_stored(
+            site.source, (ref or site.ref) if site.ref else None, platform.secrets
+        )
         return BuildInput(site.id, site.ref_name, spec, site.epoch or sources.DEFAULT_FOLDER_EPOCH)
 
 
@@ -152,25 +179,38 @@ def _require_local(platform: Platform, base: BaseImage) -> None:
         )
 
 
-def pin_epoch(containerfile: str, epoch: int) -> str:
+def pin_epoch(containerfile: str, epoch: int, *, network: bool = False) -> str:
     """Add ``ENV SOURCE_DATE_EPOCH`` after each FROM: tools inside honour it, and buildah's
-    layer cache (which ignores --timestamp) then never reuses a layer made with another epoch."""
+    layer cache (which ignores --timestamp) then never reuses a layer made with another epoch.
+
+    With ``network``, a ``LABEL`` saying so follows too: a layer made with the network is then
+    never reused by a build without it (buildah's cache ignores ``--network`` too), and back."""
     lines = []
     for line in containerfile.splitlines():
         lines.append(line)
         if line.strip().upper().startswith("FROM "):
             lines.append(f"ENV SOURCE_DATE_EPOCH={epoch}")
+            if network:
+                lines.append(f"LABEL {NETWORK_LABEL}=enabled")
     return "\n".join(lines) + "\n"
 
 
 def _write_containerfile(
-    work: Path, snap: sources.Snapshot, manifest: Manifest, base: BaseImage | None
+    work: Path,
+    snap: sources.Snapshot,
+    manifest: Manifest,
+    base: BaseImage | None,
+    policy: containerfiles.Policy,
 ) -> Path:
+    """The Containerfile buildah reads (the site's own one checked against ``policy``)."""
+    network = manifest.build.network
     if base is None:
         own = snap.path / manifest.site.containerfile
         if not own.is_file():
             raise BuildFailed(f"The site's Containerfile {manifest.site.containerfile} is missing.")
         text = own.read_text(encoding="utf-8")
+        containerfiles.check(text, policy)  # line numbers as the customer wrote them
+        containerfiles.check(pin_epoch(text, snap.epoch, network=network), policy)
     else:
         rendered = kinds.render_containerfile(
             manifest, base.digest, facts=kinds.scan_source(snap.path)
@@ -178,7 +218,7 @@ def _write_containerfile(
         assert rendered is not None
         text = rendered
     path = work / "Containerfile.websonic"
-    path.write_text(pin_epoch(text, snap.epoch), encoding="utf-8")
+    path.write_text(pin_epoch(text, snap.epoch, network=network), encoding="utf-8")
     return path
 
 
@@ -186,12 +226,26 @@ SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"  # where generated RUN steps lo
 
 
 def buildah_build_command(
-    containerfile: Path, context: Path, image: str, epoch: int, ca_bundle: Path | None = None
+    containerfile: Path,
+    context: Path,
+    image: str,
+    epoch: int,
+    ca_bundle: Path | None = None,
+    *,
+    network: bool = False,
 ) -> Command:
-    """The build of a release; ``ca_bundle`` is lent to RUN steps only (never in a layer)."""
+    """The build of a release; ``ca_bundle`` is lent to RUN steps only (never in a layer).
+
+    RUN steps have no network (only their own loopback) unless ``network`` is set: the site's
+    manifest asks for it with ``[build] network = true``, and its SBOM says so."""
     volumes = [f"{ca_bundle}:{SYSTEM_CA}:ro"] if ca_bundle else []
     return buildah.build(
-        context, tag=image, timestamp=epoch, containerfile=containerfile, volumes=volumes
+        context,
+        tag=image,
+        timestamp=epoch,
+        containerfile=containerfile,
+        volumes=volumes,
+        network=None if network else "none",
     )
 
 
@@ -203,6 +257,8 @@ def _buildah_build(
     log: Callable[[str], None],
     progress: Progress,
     platform: Platform,
+    manifest: Manifest,
+    store: dict[str, str],
 ) -> None:
     def on_line(_stream: str, line: str) -> None:
         log(line)
@@ -213,8 +269,11 @@ def _buildah_build(
 
     bundle = platform.settings.build_ca_bundle
     ca_bundle = bundle if bundle is not None and bundle.is_file() else None
+    command = buildah_build_command(
+        containerfile, snap.path, image, snap.epoch, ca_bundle, network=manifest.build.network
+    )
     runner.run(
-        buildah_build_command(containerfile, snap.path, image, snap.epoch, ca_bundle),
+        command.with_env(**store),
         on_line=on_line,
         timeout=platform.settings.build_timeout_seconds,
         error="buildah could not build the image",
@@ -228,19 +287,20 @@ def _store_release(
     manifest: Manifest,
     base: BaseImage | None,
     service_bases: list[BaseImage],
-    image: str,
+    built: tuple[str, dict[str, str]],
     job_id: int | None,
     actor: str,
     started: float,
     progress: Progress,
 ) -> Release:
+    image, store = built
     layout = OciLayout(platform.settings.oci_dir)
     progress(0.85, "storing the image in the OCI layout")
     with layout.locked(), platform.transaction() as session:
         number = _next_number(session, build.site_id)
         ref_name = layout_ref(build.repository, number)
         platform.runner.run(
-            skopeo.copy_to_layout(image, layout.root, ref_name),
+            skopeo.copy_to_layout(image, layout.root, ref_name).with_env(**store),
             error="skopeo could not store the image",
         )
         info = layout.image_info(layout.manifest_for_ref(ref_name))
@@ -254,6 +314,7 @@ def _store_release(
                 source_dir=snap.path,
                 packages=base.packages if base else [],
                 base_digest=base.digest if base else None,
+                network=manifest.build.network,
             )
         )
         release = _record(
@@ -278,7 +339,7 @@ def _store_release(
             target=f"{build.repository}:{number}",
             detail={"digest": info.manifest_digest, "job": job_id},
         )
-    keep_as_cache(platform.runner, image, build.repository, platform.settings.home)
+    keep_as_cache(platform.runner, image, build.repository, platform.settings.home, store)
     progress(1.0, f"release {number}: {info.manifest_digest}")
     return release
 
@@ -296,17 +357,21 @@ def _store_services(
     return stored
 
 
-def keep_as_cache(runner: Runner, image: str, repository: str, home: Path) -> None:
-    """Keep the newest build of each site tagged, so its layers stay in buildah's cache.
+def keep_as_cache(
+    runner: Runner, image: str, repository: str, home: Path, store: dict[str, str]
+) -> None:
+    """Keep the newest build of the site tagged in its own store, so its layers stay cached.
 
     Removing a built image also removes its untagged intermediate layers — the cache of its
-    dependency steps. So the job's tag moves to ``…:cache-<state folder>``. The image it
-    replaces is left untagged, never removed by id here: another build (another worker or
-    state folder sharing this image store) may have just produced the very same image.
+    dependency steps. So the job's tag moves to ``…:cache``. The image it replaces is left
+    untagged, never removed by id here: another build of the same site may have just produced
+    the very same image. The tag older versions left in the shared store goes.
     """
-    home_id = hashlib.sha256(str(home).encode()).hexdigest()[:10]  # homes share the store
-    runner.run(buildah.tag(image, f"localhost/websonic/build/{repository}:cache-{home_id}"))
-    runner.run(buildah.rmi(image), check=False)  # only the job's own tag goes
+    own = f"{containerfiles.BUILD_PREFIX}{repository}"
+    runner.run(buildah.tag(image, f"{own}:cache").with_env(**store))
+    runner.run(buildah.rmi(image).with_env(**store), check=False)  # only the job's own tag
+    home_id = hashlib.sha256(str(home).encode()).hexdigest()[:10]
+    runner.run(buildah.rmi(f"{own}:cache-{home_id}"), check=False)  # earlier versions' tag
 
 
 def _next_number(session: Session, site_id: int) -> int:

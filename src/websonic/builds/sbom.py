@@ -59,7 +59,9 @@ def make_sbom(
     source_dir: Path,
     packages: list[Any],
     base_digest: str | None,
+    network: bool = False,
 ) -> bytes:
+    """``network``: whether the build's RUN steps could reach the network (``[build] network``)."""
     document = {
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",
@@ -67,7 +69,10 @@ def make_sbom(
         "metadata": {
             "timestamp": dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "component": {"type": "container", "name": repository, "version": str(release)},
-            "properties": [{"name": "websonic:base-digest", "value": base_digest or ""}],
+            "properties": [
+                {"name": "websonic:base-digest", "value": base_digest or ""},
+                {"name": "websonic:build-network", "value": "enabled" if network else "none"},
+            ],
         },
         "components": package_components(packages) + file_components(source_dir),
     }

@@ -61,7 +61,7 @@ def build(
         argv += ["--iidfile", str(iidfile)]
     if no_cache:
         argv.append("--no-cache")
-    if network:
+    if network:  # "none": RUN steps see only their loopback
         argv.append(f"--network={network}")
     if jobs is not None:
         argv.append(f"--jobs={jobs}")
@@ -71,6 +71,33 @@ def build(
         argv += ["--build-arg", f"{name}={value}"]
     argv.append(str(context))
     return Command.of(*argv)
+
+
+def store_info() -> Command:
+    """Where the shared image store (bases, service images) is: ``GRAPHROOT\tDRIVER``."""
+    return Command.of(
+        "podman", "info", "--format", "{{.Store.GraphRoot}}\t{{.Store.GraphDriverName}}"
+    )
+
+
+def parse_store_info(stdout: str) -> tuple[Path, str]:
+    root, _, driver = stdout.strip().partition("\t")
+    if not root.startswith("/") or not driver:
+        raise InvalidInput(f"podman info printed no image store: {stdout.strip()[:80]!r}")
+    return Path(root), driver
+
+
+def storage_conf(root: Path, driver: str, read_only_stores: Sequence[Path]) -> str:
+    """A storage.conf (for ``CONTAINERS_STORAGE_CONF``) of an image store of its own at ``root``,
+    seeing the images of ``read_only_stores`` without being able to change them."""
+    for path in (root, *read_only_stores):
+        if any(c in str(path) for c in '"\\\n'):
+            raise InvalidInput(f"an image store path cannot contain quotes: {path}")
+    stores = ", ".join(f'"{p}"' for p in read_only_stores)
+    return (
+        f'[storage]\ndriver = "{driver}"\ngraphroot = "{root / "root"}"\n'
+        f'runroot = "{root / "run"}"\n\n[storage.options]\nadditionalimagestores = [{stores}]\n'
+    )
 
 
 def parse_build_output(stdout: str) -> str:

@@ -120,19 +120,17 @@ def test_podman_loads_the_archive_with_its_digest(released: Cli, tmp_path: Path)
 
 
 @pytest.mark.containers
-def test_a_damaged_cached_archive_is_refused(copy_of: Cli, tmp_path: Path) -> None:
+def test_a_damaged_cached_archive_is_made_again(copy_of: Cli, tmp_path: Path) -> None:
     copy_of.run("image", "export", "acme/brochure", "-o", str(tmp_path / "first.tar"))
     cached = copy_of.home / "exports" / "acme" / "brochure" / "1.tar"
     with open(cached, "r+b") as handle:
         handle.seek(cached.stat().st_size // 2)
         handle.write(b"tampered")
-    err = copy_of.fails("image", "export", "acme/brochure", "-o", str(tmp_path / "x.tar"), code=10)
-    assert "no longer has its recorded SHA-256" in err and "Remove" in err
-    assert not (tmp_path / "x.tar").exists()
-    cached.unlink()  # as the hint says: removing it makes it again
-    cached.with_name("1.tar.json").unlink()
     copy_of.run("image", "export", "acme/brochure", "-o", str(tmp_path / "x.tar"))
+    assert b"tampered" not in (tmp_path / "x.tar").read_bytes()
     assert "x.tar: OK" in tool("sha256sum", "-c", "x.tar.sha256", cwd=tmp_path).stdout
+    record = json.loads(cached.with_name("1.tar.json").read_text())
+    assert record["sha256"] == hashlib.sha256(cached.read_bytes()).hexdigest()
 
 
 @pytest.mark.containers

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 from websonic.accounts.models import Role
 from websonic.accounts.service import add_user, get_customer
 from websonic.audit.models import AuditEvent
+from websonic.builds import exports
 from websonic.platform import open_platform
 from websonic.web.app import create_app
 
@@ -226,6 +228,55 @@ def test_archive_download_is_the_exported_archive_and_resumable(
     }
     assert {e.detail["digest"] for e in events} == {digest}
     assert [e.detail["range"] for e in events][:3] == [None, "bytes=0-999", "bytes=1000-"]
+
+
+class Counted:
+    """A function of ``exports`` wrapped to count its calls (it still runs)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+        self.calls = 0
+        real = getattr(exports, name)
+
+        def counted(*args: object, **kwargs: object) -> object:
+            self.calls += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(exports, name, counted)
+
+
+@pytest.mark.containers
+def test_finding9_the_archive_is_made_once_and_served_without_rehashing(
+    real: tuple[TestClient, Websonic], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, cli = real
+    login(client, *ACME_OWNER)
+    shutil.rmtree(cli.home / "exports", ignore_errors=True)
+    made, verified, hashed = (
+        Counted(monkeypatch, name) for name in ("_make_archive", "require_verified", "sha256_hex")
+    )
+    first = client.get(f"{RELEASE}/image.tar")
+    again = client.get(f"{RELEASE}/image.tar")
+    ranged = client.get(f"{RELEASE}/image.tar", headers={"Range": "bytes=100-199"})
+    checksum = client.get(f"{RELEASE}/image.tar.sha256").text.split()[0]
+    assert (first.status_code, again.status_code, ranged.status_code) == (200, 200, 206)
+    assert first.content == again.content and ranged.content == first.content[100:200]
+    assert checksum == hashlib.sha256(first.content).hexdigest()
+    assert (made.calls, verified.calls, hashed.calls) == (1, 1, 1)  # all at creation
+
+    stored = cli.home / "exports" / "acme" / "brochure" / "1.tar"
+    before = stored.stat()
+    with open(stored, "r+b") as handle:  # tampered with, size and mtime kept
+        handle.seek(before.st_size // 2)
+        handle.write(b"tampered")
+    os.utime(stored, ns=(before.st_atime_ns, before.st_mtime_ns))
+    remade = client.get(f"{RELEASE}/image.tar")
+    assert remade.status_code == 200 and b"tampered" not in remade.content
+    assert remade.headers["etag"] == f'"{hashlib.sha256(remade.content).hexdigest()}"'
+    assert (made.calls, verified.calls) == (2, 2)  # detected, verified and made again
+    assert (
+        hashlib.sha256(stored.read_bytes()).hexdigest()
+        == hashlib.sha256(remade.content).hexdigest()
+    )
 
 
 @pytest.mark.containers

@@ -1,12 +1,16 @@
 """Signed archives of releases: one ``oci-archive`` tar per release, made once, checked on use.
 
 skopeo stamps the current time into the tar it writes, so two runs never give the same bytes.
-The archive of a release is therefore made once, into
-``$WEBSONIC_HOME/exports/<customer>/<site>/<release>.tar`` (written to a temporary file and
-renamed), with its SHA-256 recorded beside it in ``<release>.tar.json``. Every export and every
-portal download hands out those same bytes, and only after checking that the release still
-verifies (every blob digest and the signature) and that the archive still has its recorded
-SHA-256.
+The archive of a release is therefore made once, on first use, from a release that verifies
+(every blob digest and the signature), into ``$WEBSONIC_HOME/exports/<customer>/<site>/
+<release>.tar`` (written to a temporary file, checked, renamed), with its SHA-256, size and file
+stamp (size, modification and change times, inode) recorded beside it in ``<release>.tar.json``.
+Every export and every portal download (ranges included) hands out those same bytes. A use
+checks only what is cheap: the record names this release and the file still has the recorded
+stamp. A file whose stamp changed (anything written to it changes its change time, which no
+program can set back) is hashed again: if its bytes still have the recorded SHA-256 the new
+stamp is recorded, otherwise it was damaged or tampered with and is made again from the
+verified release.
 
 ``export_release`` copies the archive to ``FILE.tar`` and writes beside it:
 
@@ -27,7 +31,7 @@ import os
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,24 @@ SIDE_FILES = ("sha256", "sig.json", "payload.json", "sig", "pub.pem")
 
 
 @dataclass(frozen=True)
+class FileStamp:
+    """What a file's metadata says of its contents: any write changes ``ctime_ns``."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileStamp | None:
+        try:
+            found = path.stat()
+        except FileNotFoundError:
+            return None
+        return cls(found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_ino)
+
+
+@dataclass(frozen=True)
 class ReleaseArchive:
     """The cached archive of a release and what was recorded about it when it was made."""
 
@@ -55,6 +77,7 @@ class ReleaseArchive:
     path: Path
     sha256: str  # hex digest of the archive file
     size: int
+    stamp: FileStamp | None = None  # the file as it was when its SHA-256 was last taken
 
     @property
     def filename(self) -> str:
@@ -97,15 +120,34 @@ def _record_path(path: Path) -> Path:
 
 
 def ensure_archive(platform: Platform, release: Release) -> ReleaseArchive:
-    """The release's archive, made on first use; raise VerificationFailed if anything is off."""
+    """The release's archive: made (from the verified release) on first use, afterwards
+    checked only against its record, and made again if its file was changed."""
     reference = reference_of(release)
-    require_verified(platform, release, reference)
     path = archive_path(platform.settings, release)
     with _locked(path):
-        if not _record_path(path).is_file():
+        archive = _recorded_archive(path, release)
+        if archive is None:
+            require_verified(platform, release, reference)
             _make_archive(platform, release, reference, path)
-        archive = _read_record(path)
-    check_archive(archive, release)
+            archive = _read_record(path)
+    return archive
+
+
+def _recorded_archive(path: Path, release: Release) -> ReleaseArchive | None:
+    """The recorded archive if its file is still the one made for this release; None if there
+    is none or it must be made again. Hashes the file only when its stamp changed."""
+    if not _record_path(path).is_file():
+        return None
+    archive = _read_record(path)
+    stamp = FileStamp.of(path)
+    if archive.digest != release.digest or stamp is None:
+        return None
+    if stamp == archive.stamp:
+        return archive
+    if stamp.size != archive.size or sha256_hex(path) != archive.sha256:
+        return None  # damaged or tampered with
+    archive = replace(archive, stamp=stamp)  # the same bytes, e.g. after a copy of the folder
+    _write_record(archive)
     return archive
 
 
@@ -126,22 +168,6 @@ def require_verified(platform: Platform, release: Release, reference: str) -> No
         )
 
 
-def check_archive(archive: ReleaseArchive, release: Release) -> None:
-    """The cached file is still the one that was made for this release."""
-    problem = None
-    if archive.digest != release.digest:
-        problem = f"was made for {archive.digest}, not {release.digest}"
-    elif not archive.path.is_file():
-        problem = "is missing"
-    elif archive.path.stat().st_size != archive.size or sha256_hex(archive.path) != archive.sha256:
-        problem = "no longer has its recorded SHA-256 (changed or damaged)"
-    if problem:
-        raise VerificationFailed(
-            f"The archive of {archive.reference} at {archive.path} {problem}.",
-            hint=f"Remove {archive.path} and {_record_path(archive.path).name} to make it again.",
-        )
-
-
 def _make_archive(platform: Platform, release: Release, reference: str, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.unlink(missing_ok=True)
@@ -158,17 +184,30 @@ def _make_archive(platform: Platform, release: Release, reference: str, path: Pa
             raise VerificationFailed(
                 f"skopeo wrote {found} for {reference}, expected {release.digest}."
             )
-        data = {"reference": reference, "digest": release.digest, "size": tmp.stat().st_size}
-        data["sha256"] = sha256_hex(tmp)
+        sha256, size = sha256_hex(tmp), tmp.stat().st_size
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    _write_atomic(_record_path(path), json.dumps(data, sort_keys=True).encode())
+    _write_record(ReleaseArchive(reference, release.digest, path, sha256, size, FileStamp.of(path)))
+
+
+def _write_record(archive: ReleaseArchive) -> None:
+    data: dict[str, Any] = {
+        "reference": archive.reference,
+        "digest": archive.digest,
+        "sha256": archive.sha256,
+        "size": archive.size,
+        "stamp": asdict(archive.stamp) if archive.stamp else None,
+    }
+    _write_atomic(_record_path(archive.path), json.dumps(data, sort_keys=True).encode())
 
 
 def _read_record(path: Path) -> ReleaseArchive:
     data = json.loads(_record_path(path).read_text())
-    return ReleaseArchive(data["reference"], data["digest"], path, data["sha256"], data["size"])
+    stamp = FileStamp(**data["stamp"]) if data.get("stamp") else None
+    return ReleaseArchive(
+        data["reference"], data["digest"], path, data["sha256"], data["size"], stamp
+    )
 
 
 @contextmanager

@@ -1,10 +1,11 @@
 """The download page of a site: signed archives (resumable), checksums, SBOMs, signatures.
 
-Archives are served from the one cached export of each release (builds/exports.py), checked
-before every answer, with ``Range`` support (206/416) and the archive's SHA-256 as ``ETag`` so
-that ``curl -C -`` resumes. Every archive and SBOM download is written to the audit log.
-A release or archive that fails its checks raises VerificationFailed, which the app answers
-with 500 (web/errors.py): it is never sent.
+Archives are served from the file of the one cached export of each release (builds/exports.py:
+made and verified once; each answer checks only its record and file stamp, and a changed file
+is made again), with ``Range`` support (206/416) and the archive's SHA-256 as ``ETag`` so that
+``curl -C -`` resumes. Every archive and SBOM download is written to the audit log. A release
+that fails verification when its archive is made raises VerificationFailed, which the app
+answers with 500 (web/errors.py): it is never sent.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -76,6 +77,7 @@ def test_list_never_shows_secrets_nor_their_hashes(acme: Cli) -> None:
     assert set(listed[0]) == {
         "id",
         "customer",
+        "site",
         "scope",
         "description",
         "created_at",
@@ -133,3 +135,33 @@ def test_bad_input_is_refused_and_makes_no_token(acme: Cli) -> None:
     err = acme.fails("token", "revoke", "0123456789abcdef", code=3)
     assert "Unknown token" in err and "websonic token list" in err
     assert acme.json("token", "list", "acme")["tokens"] == []
+
+
+def test_finding4_install_tokens_and_codes_are_for_one_site_and_never_in_a_url(
+    acme: Cli, tmp_path: Path
+) -> None:
+    source = tmp_path / "shop"
+    source.mkdir()
+    (source / "websonic.toml").write_text('[site]\nkind = "static"\n')
+    acme.run("site", "add", "acme/shop", "--source", str(source))
+    err = acme.fails("token", "create", "acme", "--scope", "install", code=2)
+    assert "An install token is for one site" in err
+    err = acme.fails("token", "create", "acme/shop", "--scope", "install", "--expires", "91d")
+    assert "at most 90 days" in err
+    made = acme.json("token", "create", "acme/shop", "--scope", "install")
+    assert (made["site"], made["scope"]) == ("acme/shop", "install")
+
+    public = "https://websonic.example"
+    code = acme.json("token", "code", "acme/shop", WEBSONIC_PUBLIC_URL=public)
+    assert (code["site"], code["scope"], code["status"]) == ("acme/shop", "install-code", "active")
+    lifetime = dt.datetime.fromisoformat(code["expires_at"]) - utcnow()
+    assert dt.timedelta(minutes=14) < lifetime <= dt.timedelta(minutes=15)
+    assert code["one_liner"] == (
+        f"curl -fsSL -H 'Authorization: Bearer {code['code']}' "
+        f"'{public}/install/acme/shop' | sudo sh"
+    )
+    human = acme.run("token", "code", "acme/shop")  # no public URL: the code, and what to set
+    assert "Set WEBSONIC_PUBLIC_URL" in human.stderr
+    assert [line for line in human.stdout.splitlines() if line.startswith("wst_")]
+    listed = acme.json("token", "list", "acme")["tokens"]
+    assert [t["site"] for t in listed] == ["acme/shop"] * 3

@@ -55,9 +55,9 @@ class Agency:
         self.cli.run("site", "add", ref, "--source", str(source))
         return Site(self, ref, source)
 
-    def token(self, customer: str = "acme", scope: str = "install") -> str:
-        made = self.cli.json("token", "create", customer, "--scope", scope, "--expires", "1d")
-        return str(made["token"])
+    def code(self, site: str) -> str:
+        """A one-time install code of ``site`` (CUSTOMER/SITE), for the portal's one-liner."""
+        return str(self.cli.json("token", "code", site)["code"])
 
 
 @dataclass

@@ -151,16 +151,19 @@ def test_deploy_with_auto_update_then_the_server_updates_itself(
     tokens = agency.cli.json("token", "list", "acme")["tokens"]
     updater = [t for t in tokens if t["description"] == f"updater of {site.ref} on {server.ref}"]
     assert [t["scope"] for t in updater] == ["install"]
-    deploy(agency, site, server, "--auto-update")  # again: a new token, the old one revoked
+    deploy(agency, site, server, "--auto-update")  # again: a new token, the old one kept...
     tokens = agency.cli.json("token", "list", "acme")["tokens"]
     updater = [t for t in tokens if t["description"] == f"updater of {site.ref} on {server.ref}"]
-    assert sorted(t["status"] for t in updater) == ["active", "revoked"]
+    assert sorted(t["status"] for t in updater) == ["active", "active"]
 
     site.edit("index.html", lambda text: text.replace("<h1>", "<h1>Pulled by the server: "))
     site.build()
     name = site.ref.replace("/", "-")
     server.sh(f"systemctl start websonic-update-{name}.service")  # what the timer runs
     assert "Pulled by the server" in server.get("/").text
+    tokens = agency.cli.json("token", "list", "acme")["tokens"]  # ...until the server used the new
+    updater = [t for t in tokens if t["description"] == f"updater of {site.ref} on {server.ref}"]
+    assert [t["status"] for t in updater] == ["revoked", "active"]
     assert deploy(agency, site, server, "--no-auto-update")["status"] == "unchanged"
     units = f"systemctl list-unit-files 'websonic-update-{name}*' --no-legend"
     assert server.sh(units, check=False) == ""

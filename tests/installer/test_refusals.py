@@ -52,7 +52,7 @@ def test_too_little_disk_is_refused_by_preflight_and_by_the_installer(
     server = new_server(agency, host_factory, extra_args=small)
     message = refused(agency, brochure, server)
     assert "does not meet" in message and "disk: 64 MiB free on /var/lib/websonic" in message
-    out = one_liner(agency, server, brochure, agency.token())  # the installer's own checks
+    out = one_liner(agency, server, brochure, agency.code(brochure.ref))  # its own checks
     assert re.search(r"FAIL\s+disk\s+64 MiB free", out), out
     assert "status=failed" in out
     nothing_installed(server)
@@ -84,11 +84,11 @@ def test_unsupported_os_is_refused(agency: Agency, server: Server, brochure: Sit
 def test_wrong_architecture_is_refused_by_the_installer(
     agency: Agency, server: Server, brochure: Site
 ) -> None:
-    token = agency.token()
+    code = agency.code(brochure.ref)
     server.host.put(agency.ca, "/root/agency-ca.pem")
-    url = f"{agency.url}/install/{brochure.ref}?token={token}"
+    url, header = f"{agency.url}/install/{brochure.ref}", f"Authorization: Bearer {code}"
     out = server.host.ssh(  # linux32: this server now says it is an i686 machine
-        f"curl -fsSL --cacert /root/agency-ca.pem '{url}' | linux32 sh", check=False
+        f"curl -fsSL --cacert /root/agency-ca.pem -H '{header}' '{url}' | linux32 sh", check=False
     )
     assert out.returncode == 3, out.stdout
     assert re.search(r"FAIL\s+arch\s+i686", out.stdout)

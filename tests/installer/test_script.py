@@ -24,7 +24,7 @@ from websonic.core.errors import InvalidInput
 from websonic.installer.script import PortalValues, installer_text, portal_script
 
 NOBODY = 65534
-FILLED = ("WS_PORTAL", "WS_SITE", "WS_TOKEN", "WS_SIGNING_KEY_B64", "WS_PORTAL_CA_B64")
+FILLED = ("WS_PORTAL", "WS_SITE", "WS_CODE", "WS_SIGNING_KEY_B64", "WS_PORTAL_CA_B64")
 TOKEN = "wst_0123456789abcdef_" + "Ab3-_" * 8 + "xyz"
 CA_PEM = b"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n"
 #: Arguments of a real run (no --help): were `main` to run, it would say so on stdout.
@@ -35,7 +35,7 @@ def values(**changes: object) -> PortalValues:
     fields: dict[str, object] = {
         "portal": "https://websonic.example/",
         "site": "acme/shop",
-        "token": TOKEN,
+        "code": TOKEN,
         "signing_key_pem": public_pem(Ed25519PrivateKey.generate().public_key()),
         "ca_pem": CA_PEM,
     }
@@ -239,7 +239,7 @@ def test_the_portal_fills_exactly_its_five_lines() -> None:
     assert [a for a, _ in changed] == [f"{name}=''" for name in FILLED]
     filled = dict(line.split("=", 1) for _, line in changed)
     assert filled["WS_PORTAL"] == "'https://websonic.example'"  # no trailing slash
-    assert filled["WS_SITE"] == "'acme/shop'" and filled["WS_TOKEN"] == f"'{TOKEN}'"
+    assert filled["WS_SITE"] == "'acme/shop'" and filled["WS_CODE"] == f"'{TOKEN}'"
     key = base64.b64decode(filled["WS_SIGNING_KEY_B64"].strip("'"))
     assert key == given.signing_key_pem and key.startswith(b"-----BEGIN PUBLIC KEY-----\n")
     assert base64.b64decode(filled["WS_PORTAL_CA_B64"].strip("'")) == CA_PEM
@@ -269,7 +269,7 @@ def test_the_shell_reads_back_exactly_the_values_filled_in(scratch: Path) -> Non
     ]
 
 
-@pytest.mark.parametrize("field", ["portal", "site", "token"])
+@pytest.mark.parametrize("field", ["portal", "site", "code"])
 @pytest.mark.parametrize(
     "bad",
     [

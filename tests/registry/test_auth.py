@@ -11,9 +11,11 @@ import stat
 import jwt
 from fastapi.testclient import TestClient
 
-from websonic.accounts.tokens import revoke_token
+from registry.conftest import basic
+from websonic.accounts.tokens import create_install_code, create_token, revoke_token
 from websonic.registry import tokens
 from websonic.registry.access import Principal
+from websonic.sites.service import get_site
 
 BROCHURE = "/v2/acme/brochure"
 SCOPE = "repository:acme/brochure:pull"
@@ -206,3 +208,61 @@ def test_signing_key_is_made_once(world) -> None:
     assert (
         json.dumps(sorted(p.name for p in world.settings.keys_dir.iterdir())).count("registry") == 1
     )
+
+
+# --- issue 8: the realm is WebSonic's public address; tokens of one site pull that site only ---
+
+
+EVIL = {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}
+
+
+def test_finding5_a_forged_host_does_not_move_the_realm(world) -> None:
+    """Yesterday the realm was the request's base URL: a forged Host sent podman's Basic
+    credentials to the forger. Now it is WEBSONIC_PUBLIC_URL (or the listening socket)."""
+    from websonic.web.app import create_app
+
+    settings = world.settings.model_copy(update={"public_url": "https://websonic.example/"})
+    app = create_app(settings, platform=world.platform, start_workers=False)
+    with TestClient(app) as configured:
+        for path in ("/v2/", f"{BROCHURE}/manifests/1", "/v2/_catalog"):
+            header = configured.get(path, headers=EVIL).headers["www-authenticate"]
+            assert header.startswith('Bearer realm="https://websonic.example/v2/token",'), header
+
+
+def test_finding5_without_a_public_url_the_realm_is_the_sockets_not_the_hosts(
+    client: TestClient,
+) -> None:
+    header = client.get(f"{BROCHURE}/manifests/1", headers=EVIL).headers["www-authenticate"]
+    assert header.startswith('Bearer realm="http://testserver/v2/token",') and "evil" not in header
+
+
+def test_finding4_a_pull_token_of_one_site_pulls_that_site_only(
+    client: TestClient, world, bearer
+) -> None:
+    with world.platform.transaction() as session:
+        site = get_site(session, "acme/brochure")
+        made = create_token(
+            session,
+            site.customer,
+            scope="pull",
+            expires_in=dt.timedelta(days=1),
+            actor="test",
+            site=site,
+        )
+    credentials = basic("acme", made.secret)
+    assert client.get(f"{BROCHURE}/tags/list", headers=credentials).status_code == 200
+    assert client.get("/v2/acme/blog/tags/list", headers=credentials).status_code == 404
+    issued = token_request(client, credentials, SCOPE, "repository:acme/blog:pull")
+    assert [a["name"] for a in claims_of(issued)["access"]] == ["acme/brochure"]
+    assert claims_of(issued)["site"] == "acme/brochure"
+    catalog = client.get("/v2/_catalog", headers=credentials).json()
+    assert catalog == {"repositories": ["acme/brochure"]}
+    blog = client.get("/v2/acme/blog/tags/list", headers=bearer(credentials, SCOPE))
+    assert blog.status_code == 404  # as if it did not exist
+
+
+def test_an_install_code_pulls_nothing(client: TestClient, world) -> None:
+    with world.platform.transaction() as session:
+        code = create_install_code(session, get_site(session, "acme/brochure"), actor="test")
+    response = client.get(f"{BROCHURE}/tags/list", headers=basic("acme", code.secret))
+    assert response.status_code == 403

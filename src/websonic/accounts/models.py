@@ -76,6 +76,10 @@ class ApiToken(Base):
     secret_hash: Mapped[str] = mapped_column(String(200))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: The one site the token is for (install tokens and codes always; pull tokens may be).
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    #: The token this one rotates out: revoked when this one is first used (never before).
+    replaces: Mapped[str | None] = mapped_column(String(32))
     scope: Mapped[str] = mapped_column(String(100), default="pull")
     description: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -37,7 +37,7 @@ from websonic.sites.models import Site
 from websonic.sites.service import get_site, secret_values
 
 PULL_TOKEN_LIFETIME = dt.timedelta(hours=1)
-UPDATER_TOKEN_LIFETIME = dt.timedelta(days=365)
+UPDATER_TOKEN_LIFETIME = tokens.INSTALL_LIFETIME  # the updater renews it at 14 days
 INSTALL_TIMEOUT = 3600.0
 RESULT = re.compile(r"^WEBSONIC-RESULT (.*)$")
 STATUS_OF = {
@@ -234,6 +234,7 @@ def _prepare(
             expires_in=PULL_TOKEN_LIFETIME,
             description=f"deploy {request.site} to {request.host}",
             actor=actor,
+            site=site,
         )
         bundle = _bundle(platform, session, site, release, request, pull.secret, actor)
         deployment = (
@@ -332,9 +333,13 @@ def _updater(
     if not request.auto_update or request.dry_run:
         return None
     description = f"updater of {request.site} on {request.host}"
-    for old in tokens.list_tokens(session, site.customer):  # the server keeps only the new one
-        if old.description == description and tokens.is_active(old):
-            tokens.revoke_token(session, old.public_id, actor=actor)
+    # The old token is revoked when the server first uses the new one, never before: a push
+    # that fails leaves the server's updater with the token it has.
+    current = [
+        t
+        for t in tokens.list_tokens(session, site.customer)
+        if t.description == description and tokens.is_active(t)
+    ]
     made = tokens.create_token(
         session,
         site.customer,
@@ -342,6 +347,8 @@ def _updater(
         expires_in=UPDATER_TOKEN_LIFETIME,
         description=description,
         actor=actor,
+        site=site,
+        replaces=current[-1] if current else None,
     )
     return public_url, made.secret
 

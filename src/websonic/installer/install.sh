@@ -2,8 +2,9 @@
 # websonic-installer (this marker line lets a saved copy re-run itself with sudo)
 # WebSonic installer: installs, updates and rolls back one WebSonic site on this server.
 #
-#   curl -fsSL https://PORTAL/install/CUSTOMER/SITE?token=TOKEN | sudo sh             # install
-#   curl -fsSL https://PORTAL/install/CUSTOMER/SITE?token=TOKEN | sudo sh -s -- --dry-run
+#   curl -fsSL -H 'Authorization: Bearer CODE' https://PORTAL/install/CUSTOMER/SITE | sudo sh
+#   curl -fsSL -H 'Authorization: Bearer CODE' https://PORTAL/install/CUSTOMER/SITE |
+#     sudo sh -s -- --dry-run          # CODE: a one-time install code (websonic token code)
 #   sh install.sh --site CUSTOMER/SITE --bundle DIR     # what `websonic deploy` runs over SSH
 #
 # What it does, in this order (nothing changes on the server before step 4):
@@ -25,7 +26,7 @@
 # -- Filled in by the portal when it serves this script (empty when run from a file). --------
 WS_PORTAL=''
 WS_SITE=''
-WS_TOKEN=''
+WS_CODE=''
 WS_SIGNING_KEY_B64=''
 WS_PORTAL_CA_B64=''
 # -- End of the portal's values. --------------------------------------------------------------
@@ -292,11 +293,11 @@ load_inputs() {
 	choose_signing_key
 }
 
-load_remote_config() {  # the portal, token and CA: from the one-liner, or saved at install
+load_remote_config() {  # the portal, CA and install token: saved at install, or for the one-liner
 	local saved="$ETC/sites/$NAME/remote"
 	if [ -f "$saved" ]; then
 		[ -n "$PORTAL" ] || PORTAL=$(sed -n 's/^portal=//p' "$saved")
-		if [ -z "$WS_TOKEN" ] && [ -z "$TOKEN_FILE" ]; then TOKEN_FILE="$ETC/sites/$NAME/token"; fi
+		if [ -z "$WS_CODE" ] && [ -z "$TOKEN_FILE" ]; then TOKEN_FILE="$ETC/sites/$NAME/token"; fi
 		[ -n "$WS_PORTAL_CA_B64" ] || [ ! -f "$ETC/sites/$NAME/portal-ca.pem" ] ||
 			cp "$ETC/sites/$NAME/portal-ca.pem" "$WORK/ca.pem"
 	fi
@@ -305,26 +306,59 @@ load_remote_config() {  # the portal, token and CA: from the one-liner, or saved
 		"$E_USAGE"
 	case $PORTAL in https://* | http://*) ;; *) die "invalid portal URL '$PORTAL'" "" "$E_USAGE" ;; esac
 	PORTAL=${PORTAL%/}
-	if [ -n "$TOKEN_FILE" ]; then
-		[ -r "$TOKEN_FILE" ] || die "cannot read the token file $TOKEN_FILE" "" "$E_USAGE"
-		TOKEN=$(tr -d ' \n\r' <"$TOKEN_FILE")
-	else
-		TOKEN=$WS_TOKEN
-	fi
-	[ -n "$TOKEN" ] || die "no install token" "Use the one-liner from the portal, with ?token=…" "$E_USAGE"
 	if [ -n "$WS_PORTAL_CA_B64" ]; then printf '%s' "$WS_PORTAL_CA_B64" | b64d >"$WORK/ca.pem"; fi
 	if [ -n "$WS_SIGNING_KEY_B64" ]; then
 		printf '%s' "$WS_SIGNING_KEY_B64" | b64d >"$WORK/signing.pub.pem"
 	fi
-	printf 'user = "%s:%s"\n' "$CUSTOMER" "$TOKEN" >"$WORK/curl.conf"
-	if [ -s "$WORK/ca.pem" ]; then printf 'cacert = "%s"\n' "$WORK/ca.pem" >>"$WORK/curl.conf"; fi
-	chmod 600 "$WORK/curl.conf"
+	: >"$WORK/curl.conf"
+	if [ -s "$WORK/ca.pem" ]; then printf 'cacert = "%s"\n' "$WORK/ca.pem" >"$WORK/curl.conf"; fi
+	if [ -n "$TOKEN_FILE" ]; then
+		[ -r "$TOKEN_FILE" ] || die "cannot read the token file $TOKEN_FILE" "" "$E_USAGE"
+		TOKEN=$(tr -d ' \n\r' <"$TOKEN_FILE")
+	elif [ -n "$WS_CODE" ]; then
+		exchange_code
+	fi
+	[ -n "$TOKEN" ] || die "no install token" \
+		"Use the one-liner of the portal's download page, with a new install code." "$E_USAGE"
+	portal_auth "Basic $(printf '%s:%s' "$CUSTOMER" "$TOKEN" | base64 | tr -d '\n')"
 }
 
-portal_get() {  # portal_get PATH OUTPUT: GET PORTAL/PATH with the token; dies with the reason
-	local code rc
-	code=$(curl -sS --proto '=https,http' --connect-timeout 10 --max-time 120 \
-		--config "$WORK/curl.conf" -o "$2" -w '%{http_code}' "$PORTAL/$1" 2>"$WORK/curl.err")
+portal_auth() {  # portal_auth 'SCHEME CREDENTIALS': what portal_get sends (never on a command line)
+	printf 'header = "Authorization: %s"\n' "$1" >"$WORK/portal-auth.conf"
+	chmod 600 "$WORK/portal-auth.conf"
+}
+
+exchange_code() {  # the one-liner's one-time code, used up, for this server's own install token
+	portal_auth "Bearer $WS_CODE"
+	say "exchanging the one-time install code for this server's install token"
+	portal_get "install/$CUSTOMER/${SITE#*/}/token" "$WORK/token.new" post
+	TOKEN=$(tr -d ' \n\r' <"$WORK/token.new")
+	rm -f "$WORK/token.new"
+	case $TOKEN in wst_*) ;; *) die "the portal's answer is not an install token" "" "$E_FAIL" ;; esac
+}
+
+renew_token() {  # the saved token, renewed when 14 days old: saved first, then used (by which
+	# the portal revokes the old one); if anything fails before, the old one stays good
+	local file="$ETC/sites/$NAME/token" new
+	[ "$DRY_RUN" = 0 ] && [ "$TOKEN_FILE" = "$file" ] && [ -f "$file" ] || return 0
+	[ -n "$(find "$file" -mtime +14 2>/dev/null)" ] || return 0
+	say "renewing this server's install token"
+	portal_get "install/$CUSTOMER/${SITE#*/}/token" "$WORK/token.new" post
+	new=$(tr -d ' \n\r' <"$WORK/token.new")
+	case $new in wst_*) ;; *) die "the portal's answer is not an install token" "" "$E_FAIL" ;; esac
+	printf '%s\n' "$new" >"$WORK/token.new"
+	write_file "$file" 600 "$WORK/token.new" || true
+	TOKEN=$new
+	portal_auth "Basic $(printf '%s:%s' "$CUSTOMER" "$TOKEN" | base64 | tr -d '\n')"
+}
+
+portal_get() {  # portal_get PATH OUTPUT [post]: PORTAL/PATH with portal_auth; dies with the reason
+	local code rc method=''
+	[ "${3:-}" != post ] || method='--data-binary @/dev/null'
+	# shellcheck disable=SC2086
+	code=$(curl -sS --proto '=https,http' --connect-timeout 10 --max-time 120 $method \
+		--config "$WORK/curl.conf" --config "$WORK/portal-auth.conf" -o "$2" -w '%{http_code}' \
+		"$PORTAL/$1" 2>"$WORK/curl.err")
 	rc=$?
 	if [ $rc -ne 0 ]; then
 		die "cannot reach the portal at $PORTAL: $(head -n 1 "$WORK/curl.err")" \
@@ -332,8 +366,9 @@ portal_get() {  # portal_get PATH OUTPUT: GET PORTAL/PATH with the token; dies w
 	fi
 	case $code in
 	200) return 0 ;;
-	401 | 403) die "the portal refused the install token (HTTP $code)" \
-		"The token may be wrong, expired or revoked: ask the agency for a new one." "$E_REGISTRY" ;;
+	401 | 403) die "the portal refused the install code or token (HTTP $code)" \
+		"It may be wrong, expired, used or revoked: ask the agency for a new install code." \
+		"$E_REGISTRY" ;;
 	404) die "the portal has no $1 for this token (HTTP 404)" \
 		"Check the site name and release number." "$E_FAIL" ;;
 	*) die "the portal answered HTTP $code for $1" "" "$E_FAIL" ;;
@@ -344,6 +379,7 @@ fetch_inputs() {  # the plan (its signature on its last line), the secrets, the 
 	local base="install/$CUSTOMER/${SITE#*/}" query=''
 	[ -z "$RELEASE" ] || query="?release=$RELEASE"
 	if [ "$MODE" = rollback ]; then query="?release=$(state_get previous_release)"; fi
+	renew_token
 	say "fetching the install plan from $PORTAL"
 	portal_get "$base/plan$query" "$WORK/plan.signed"
 	sed '$d' "$WORK/plan.signed" >"$WORK/plan"
@@ -768,13 +804,18 @@ check_clock() {
 
 registry_scheme() { if [ "$P_REGISTRY_INSECURE" = 1 ]; then echo http; else echo https; fi; }
 
-registry_check() {
-	local base realm service code token
+registry_check() {  # credentials go only to the plan's registry, over HTTPS unless it says not
+	local base realm service code token proto='=https'
+	case $P_REGISTRY in '' | *[!A-Za-z0-9.:-]*)
+		die "the plan's registry '$P_REGISTRY' is not a host[:port]" "" "$E_VERIFY" ;;
+	esac
 	base="$(registry_scheme)://$P_REGISTRY"
+	[ "$P_REGISTRY_INSECURE" != 1 ] || proto='=http'
 	registry_auth
 	registry_curl_ca
-	code=$(curl -sS --connect-timeout 10 --max-time 30 --config "$WORK/ca-curl.conf" -o /dev/null \
-		-D "$WORK/v2.headers" -w '%{http_code}' "$base/v2/" 2>"$WORK/curl.err") ||
+	code=$(curl -sS --proto "$proto" --connect-timeout 10 --max-time 30 \
+		--config "$WORK/ca-curl.conf" -o /dev/null -D "$WORK/v2.headers" -w '%{http_code}' \
+		"$base/v2/" 2>"$WORK/curl.err") ||
 		die "cannot reach the registry at $P_REGISTRY: $(head -n 1 "$WORK/curl.err")" \
 			"Check this server's network route (DNS, firewall, proxy) to $P_REGISTRY." "$E_REGISTRY"
 	realm=$(sed -n 's/^[Ww][Ww][Ww]-[Aa]uthenticate: *Bearer .*realm="\([^"]*\)".*/\1/p' \
@@ -782,9 +823,14 @@ registry_check() {
 	service=$(sed -n 's/.*service="\([^"]*\)".*/\1/p' "$WORK/v2.headers" | tr -d '\r')
 	[ "$code" = 401 ] && [ -n "$realm" ] ||
 		die "$P_REGISTRY does not answer like a WebSonic registry (HTTP $code on /v2/)" "" "$E_REGISTRY"
-	code=$(curl -sS --max-time 30 --config "$WORK/ca-curl.conf" --config "$WORK/registry-curl.conf" \
-		-o "$WORK/token.json" -w '%{http_code}' -G --data-urlencode "service=$service" \
-		--data-urlencode "scope=repository:$SITE:pull" "$realm" 2>"$WORK/curl.err")
+	realm_is_on "$base" "$realm" ||
+		die "the registry's token realm '$realm' is not on $base: the token is not sent there" \
+			"WebSonic's realm is on its public address (WEBSONIC_PUBLIC_URL): ask the agency." \
+			"$E_REGISTRY"
+	code=$(curl -sS --proto "$proto" --max-time 30 --config "$WORK/ca-curl.conf" \
+		--config "$WORK/registry-curl.conf" -o "$WORK/token.json" -w '%{http_code}' -G \
+		--data-urlencode "service=$service" --data-urlencode "scope=repository:$SITE:pull" \
+		"$realm" 2>"$WORK/curl.err")
 	[ "$code" = 200 ] || die "the registry refused the token (HTTP $code)" \
 		"The token may be wrong, expired or revoked: ask the agency for a new one." "$E_REGISTRY"
 	token=$(sed -n 's/.*"token": *"\([^"]*\)".*/\1/p' "$WORK/token.json")
@@ -807,16 +853,24 @@ registry_curl_ca() {  # a curl config trusting the private portal CA, if there i
 	if [ -s "$WORK/ca.pem" ]; then printf 'cacert = "%s"\n' "$WORK/ca.pem" >"$WORK/ca-curl.conf"; fi
 }
 
-registry_auth() {  # credentials for curl and podman, from the token or the bundle's auth.json
+registry_auth() {  # credentials for curl and podman (for the plan's registry only), from the
+	# token or the bundle's auth.json
 	local auth
 	if [ -f "$WORK/auth.json" ]; then
-		auth=$(sed -n 's/.*"auth": *"\([^"]*\)".*/\1/p' "$WORK/auth.json")
+		auth=$(sed -n 's/.*"auth": *"\([^"]*\)".*/\1/p' "$WORK/auth.json" | head -n 1)
 	else
 		auth=$(printf '%s:%s' "$CUSTOMER" "$TOKEN" | base64 | tr -d '\n')
-		printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$P_REGISTRY" "$auth" >"$WORK/auth.json"
 	fi
+	case $auth in '' | *[!A-Za-z0-9+/=]*) die "no registry credentials to pull with" "" "$E_REGISTRY" ;; esac
+	printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$P_REGISTRY" "$auth" >"$WORK/auth.json"
 	printf 'header = "Authorization: Basic %s"\n' "$auth" >"$WORK/registry-curl.conf"
 	chmod 600 "$WORK/auth.json" "$WORK/registry-curl.conf"
+}
+
+realm_is_on() {  # realm_is_on BASE REALM: REALM is a plain URL under BASE (scheme, host, port)
+	case $2 in "$1"/*) ;; *) return 1 ;; esac
+	case $2 in *[!A-Za-z0-9:/._~%?=+-]*) return 1 ;; esac
+	return 0
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """The installer script (``install.sh``, shipped with WebSonic) and its portal-served form.
 
-The portal serves the script with a few values filled in (portal URL, site, the token the
-customer fetched it with, the agency's public signing key, a private CA if any) so that
-``curl -fsSL https://PORTAL/install/acme/shop?token=… | sudo sh`` needs nothing else. Every
-value is checked against a strict pattern before it is put between single quotes.
+The portal serves the script with a few values filled in (portal URL, site, the one-time install
+code the customer fetched it with, the agency's public signing key, a private CA if any) so that
+``curl -fsSL -H 'Authorization: Bearer CODE' https://PORTAL/install/acme/shop | sudo sh`` needs
+nothing else. Every value is checked against a strict pattern before it is put between single
+quotes.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def installer_text() -> str:
 class PortalValues:
     portal: str  # https://websonic.example
     site: str  # CUSTOMER/SITE
-    token: str  # the install token the script was fetched with
+    code: str  # the one-time install code the script was fetched with
     signing_key_pem: bytes
     ca_pem: bytes = b""
 
@@ -48,7 +49,7 @@ def _assignments(values: PortalValues) -> dict[str, str]:
     return {
         "WS_PORTAL": values.portal.rstrip("/"),
         "WS_SITE": values.site,
-        "WS_TOKEN": values.token,
+        "WS_CODE": values.code,
         "WS_SIGNING_KEY_B64": base64.b64encode(values.signing_key_pem).decode("ascii"),
         "WS_PORTAL_CA_B64": base64.b64encode(values.ca_pem).decode("ascii"),
     }

@@ -1,7 +1,8 @@
 """Who may pull what: principals, the distribution token scopes, and the access decision.
 
-A principal is an API token (a customer's: its customer's repositories) or a user (agency
-admins and developers: every repository; a customer's people: their customer's). Whether a
+A principal is an API token (a customer's: its customer's repositories, or its one site's when
+the token is bound to a site, as install tokens are) or a user (agency admins and developers:
+every repository; a customer's people: their customer's). Whether a
 principal may pull ``<customer>/<site>`` depends on the name only, never on whether the
 repository exists, so that answers cannot reveal another customer's repositories.
 """
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from websonic.accounts.models import ApiToken, Customer, User
 from websonic.accounts.tokens import authenticate_token, grants, is_active
 from websonic.registry.names import MAX_NAME, NAME
+from websonic.sites.models import Site
 
 PULL = "pull"
 CATALOG = {"type": "registry", "name": "catalog", "actions": ["*"]}
@@ -32,16 +34,32 @@ class Principal:
     customer: str | None  # slug of the customer whose repositories it may pull
     agency: bool = False
     can_pull: bool = True
+    site: str | None = None  # CUSTOMER/SITE: that repository only (a token bound to a site)
 
     def may_pull(self, name: str) -> bool:
-        return self.can_pull and (self.agency or name.split("/", 1)[0] == self.customer)
+        if not self.can_pull:
+            return False
+        if self.site is not None:
+            return name == self.site
+        return self.agency or name.split("/", 1)[0] == self.customer
 
     def claims(self) -> dict[str, Any]:
-        return {"sub": self.actor, "customer": self.customer, "agency": self.agency}
+        return {
+            "sub": self.actor,
+            "customer": self.customer,
+            "agency": self.agency,
+            "site": self.site,
+        }
 
     @classmethod
     def from_claims(cls, claims: dict[str, Any]) -> Principal:
-        return cls(str(claims["sub"]), claims.get("customer"), bool(claims.get("agency")))
+        site = claims.get("site")
+        return cls(
+            str(claims["sub"]),
+            claims.get("customer"),
+            bool(claims.get("agency")),
+            site=str(site) if site else None,
+        )
 
 
 def token_principal(session: Session, token: ApiToken) -> Principal:
@@ -49,7 +67,10 @@ def token_principal(session: Session, token: ApiToken) -> Principal:
     if token.customer_id is not None:
         customer = session.get(Customer, token.customer_id)
         slug = customer.slug if customer else None
-        return Principal(f"token:{token.public_id}", slug, can_pull=can_pull)
+        site = session.get(Site, token.site_id) if token.site_id is not None else None
+        ref = f"{slug}/{site.slug}" if site else None
+        can_pull = can_pull and (token.site_id is None or ref is not None)  # never wider
+        return Principal(f"token:{token.public_id}", slug, can_pull=can_pull, site=ref)
     user = session.get(User, token.user_id) if token.user_id else None
     agency = bool(user and user.role.is_agency)
     slug = user.customer.slug if user and user.customer else None

@@ -11,6 +11,7 @@ answers with 500 (web/errors.py): it is never sent.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
@@ -20,7 +21,7 @@ from websonic.accounts import access
 from websonic.builds import exports
 from websonic.builds.signing import public_pem
 from websonic.web.auth import Viewer, client_addr, page_viewer, platform_of
-from websonic.web.pages.install import public_url
+from websonic.web.public import configured_public_url, public_base
 from websonic.web.templating import render
 
 router = APIRouter()
@@ -37,8 +38,8 @@ def downloads(customer: str, site: str, request: Request, viewer: PageViewer) ->
             "viewer": viewer,
             "site": found,
             "rows": exports.downloads_of(platform, list(found.releases)),
-            "host": request.url.netloc,
-            "portal": public_url(request),
+            "host": urlsplit(public_base(request)).netloc,  # never the request's Host
+            "portal": configured_public_url(request),  # None: no one-liner without one
         }
         return render(request, "downloads.html", context)
 

@@ -1,13 +1,19 @@
 """The installer's endpoints: what a customer's server fetches to install a site by itself.
 
-    GET /install.sh, /install.sh.sig               the installer and the agency's signature
-    GET /install/{customer}/{site}?token=…         the installer with the portal's values
-    GET /install/{customer}/{site}/plan[?release=N]  the signed plan   (Basic CUSTOMER:TOKEN)
-    GET /install/{customer}/{site}/secrets         the site's secrets  (Basic CUSTOMER:TOKEN)
+    GET  /install.sh, /install.sh.sig                 the installer and the agency's signature
+    GET  /install/{customer}/{site}                   the installer with the portal's values
+                                                      (Bearer CODE: a one-time install code)
+    POST /install/{customer}/{site}/token             the server's install token, for the code
+                                                      (Bearer CODE, used up), or a renewal of
+                                                      the token (Basic CUSTOMER:TOKEN)
+    GET  /install/{customer}/{site}/plan[?release=N]  the signed plan   (Basic CUSTOMER:TOKEN)
+    GET  /install/{customer}/{site}/secrets           the site's secrets (Basic CUSTOMER:TOKEN)
 
-Tokens must carry the ``install`` scope. The plan and secrets take the token in an
-``Authorization`` header (never in a URL, so it stays out of access logs); only the one-liner
-carries it in its query, because that is what a customer pastes.
+No secret ever travels in a URL (access logs and proxies record URLs): codes and tokens come
+in the ``Authorization`` header, and a request with ``?token=`` is refused. Codes and tokens
+are bound to one site. Every address given out (the portal in the installer, the registry in
+the plan) is WEBSONIC_PUBLIC_URL, never one taken from the request; without it these
+endpoints refuse to answer.
 """
 
 from __future__ import annotations
@@ -18,26 +24,33 @@ import binascii
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
+from websonic.accounts.tokens import TokenRefused
 from websonic.installer import remote
 from websonic.installer.script import installer_text
-from websonic.web.auth import client_addr, platform_of, settings_of
+from websonic.web.auth import client_addr, platform_of
+from websonic.web.public import public_url
 
 router = APIRouter()
 SHELL = "text/x-shellscript; charset=utf-8"
 NO_STORE = {"Cache-Control": "no-store"}
+NOT_IN_URLS = TokenRefused(
+    "Tokens and codes are never accepted in a URL (access logs and proxies keep URLs).",
+    hint="Use the one-liner of the download page: curl -fsSL -H 'Authorization: Bearer CODE' …",
+)
 
 
-def public_url(request: Request) -> str:
-    """The address servers reach WebSonic at: WEBSONIC_PUBLIC_URL, else this request's."""
-    configured = settings_of(request).public_url
-    return (configured or str(request.base_url)).rstrip("/")
+def credentials(request: Request, scheme: str) -> str:
+    """The credentials of ``Authorization: SCHEME …`` ("" when absent); refuses a URL that
+    carries a token (it is in the access log already: revoke it)."""
+    if "token" in request.query_params or "code" in request.query_params:
+        raise NOT_IN_URLS
+    given, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if given.lower() == scheme else ""
 
 
 def basic_token(request: Request, customer: str) -> str:
     """The token of ``Authorization: Basic CUSTOMER:TOKEN`` ("" when absent or malformed)."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return ""
+    value = credentials(request, "basic")
     try:
         user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
@@ -56,23 +69,38 @@ def installer_signature(request: Request) -> PlainTextResponse:
 
 
 @router.get("/install/{customer}/{site}")
-def one_liner(customer: str, site: str, request: Request, token: str = "") -> PlainTextResponse:
-    platform = platform_of(request)
+def one_liner(customer: str, site: str, request: Request) -> PlainTextResponse:
+    """The one-liner: the code is checked (not used up: the installer exchanges it)."""
+    platform, code = platform_of(request), credentials(request, "bearer")
+    portal = public_url(request)
     with platform.transaction() as session:
-        found = remote.site_for_token(session, remote.install_token(session, token), customer, site)
-        body = remote.served_installer(platform, found, token, public_url(request))
+        found = remote.site_for_code(session, code, customer, site)
+        body = remote.served_installer(platform, found, code, portal)
     return PlainTextResponse(body, media_type=SHELL, headers=NO_STORE)
+
+
+@router.post("/install/{customer}/{site}/token")
+def install_token(customer: str, site: str, request: Request) -> PlainTextResponse:
+    """A new install token of the site: for a one-time code (Bearer), or to renew the token
+    presented (Basic), which stays valid until the new one is first used."""
+    platform, code = platform_of(request), credentials(request, "bearer")
+    with platform.transaction() as session:
+        if code:
+            made = remote.exchange_code(session, code, customer, site)
+        else:
+            made = remote.renew_token(session, basic_token(request, customer), customer, site)
+    return PlainTextResponse(made + "\n", headers=NO_STORE)
 
 
 @router.get("/install/{customer}/{site}/plan")
 def plan(
     customer: str, site: str, request: Request, release: int | None = None
 ) -> PlainTextResponse:
-    platform = platform_of(request)
+    platform, portal = platform_of(request), public_url(request)
     with platform.transaction() as session:
         token = remote.install_token(session, basic_token(request, customer))
         found = remote.site_for_token(session, token, customer, site)
-        body = remote.signed_plan(platform, session, found, release, public_url(request))
+        body = remote.signed_plan(platform, session, found, release, portal)
     return PlainTextResponse(body.decode("utf-8"), headers=NO_STORE)
 
 

@@ -16,13 +16,15 @@ from websonic.registry.manifests import Manifest
 from websonic.registry.ranges import Unsatisfiable, parse_range
 from websonic.registry.service import OpenBlob, Page
 from websonic.registry.tokens import SERVICE
+from websonic.web.public import public_base
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 CHUNK = 1 << 20
 
 
 def realm(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/v2/token"
+    """The token endpoint, at WebSonic's public address: never one a request's Host chose."""
+    return public_base(request) + "/v2/token"
 
 
 def challenge_header(request: Request, exc: Challenge) -> str:

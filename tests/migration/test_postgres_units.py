@@ -402,7 +402,7 @@ def test_a_target_that_cannot_reach_the_source_says_so() -> None:
 def test_the_subscription_connection_string_is_built_from_the_url() -> None:
     url = parse_database_url(f"postgresql://shop:{PASSWORD}@db.example:5433/shop?sslmode=require")
     info = conninfo(url)
-    assert "host=db.example" in info and "port=5433" in info and "sslmode=require" in info
+    assert "host=db.example" in info and "port=5433" in info and "sslmode=verify-full" in info
     assert "dbname=shop" in info
 
 

@@ -22,12 +22,22 @@ from websonic.core.units import human_size
 from websonic.migration import runs, service
 from websonic.migration.plan import MODES, MigrateOptions, Plan
 from websonic.migration.report import MigrateReport, Progress, VerifyReport
+from websonic.migration.urls import with_tls_insecure
 
 app = typer.Typer(help="Move a database to another server, and check the copy.",
                   no_args_is_help=True)  # fmt: skip
 
 FromOption = typer.Option(..., "--from", metavar="URL", help="Source database URL.")
 ToOption = typer.Option(..., "--to", metavar="URL", help="Target database URL.")
+TlsInsecureOption = typer.Option(
+    False,
+    "--tls-insecure",
+    help="Use TLS without checking the servers' certificates (not recommended).",
+)
+TLS_WARNING = (
+    "--tls-insecure: the database servers' TLS certificates are not checked; anyone "
+    "on the network path could pose as a server and read the data."
+)
 STOPPED_EXIT = 130
 PLAN_TABLES = 10  # tables a dry run lists (the largest)
 
@@ -46,6 +56,7 @@ def migrate(
     on_switch: str = typer.Option(None, "--on-switch", metavar="COMMAND",
                                   help="online: run in the cutover window to point the "
                                   "application at the target."),
+    tls_insecure: bool = TlsInsecureOption,
     as_json: bool = JsonOption,
 ) -> None:  # fmt: skip
     """Copy a database to another server (PostgreSQL, MariaDB/MySQL, SQLite), verified.
@@ -58,12 +69,23 @@ def migrate(
                              verify=verify, on_switch=on_switch)  # fmt: skip
     cli = get(ctx)
     stop = threading.Event()
+    source, target = insecure_tls(tls_insecure, source, target)
     with stoppable(stop), display(as_json) as show:
         report = service.migrate_database(
             cli.platform, source, target, options, progress=show, log=log_sink(as_json),
             actor=cli.actor, stop=stop,
         )  # fmt: skip
+    if tls_insecure:
+        report.notes.append(TLS_WARNING)
     _finish(report, as_json)
+
+
+def insecure_tls(insecure: bool, *urls: str) -> tuple[str, ...]:
+    """With --tls-insecure: the URLs marked so (and the warning shown); else as given."""
+    if not insecure:
+        return urls
+    errors.print(f"[yellow]warning:[/] {TLS_WARNING}", highlight=False)
+    return tuple(with_tls_insecure(url) for url in urls)
 
 
 def _finish(report: MigrateReport, as_json: bool) -> None:
@@ -85,11 +107,13 @@ def verify_(
     ctx: typer.Context,
     source: str = FromOption,
     target: str = ToOption,
+    tls_insecure: bool = TlsInsecureOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Compare two databases: exact row counts, chunked checksums and every object.
     Exits 10 if anything differs."""
     cli = get(ctx)
+    source, target = insecure_tls(tls_insecure, source, target)
     with display(as_json) as show:
         report = service.verify_databases(cli.platform, source, target, progress=show)
     if as_json:
@@ -118,9 +142,11 @@ def abandon(
     run_id: int = typer.Argument(..., metavar="RUN"),
     source: str = FromOption,
     target: str = ToOption,
+    tls_insecure: bool = TlsInsecureOption,
 ) -> None:
     """Give up an unfinished run: remove what it left on both servers (slots, replication)."""
     cli = get(ctx)
+    source, target = insecure_tls(tls_insecure, source, target)
     service.abandon_run(cli.platform, run_id, source, target, actor=cli.actor)
     console.print(f"Run {run_id} abandoned; what it had set up is removed.")
 
@@ -218,6 +244,8 @@ def print_plan(plan: Plan) -> None:
 def print_report(report: MigrateReport) -> None:
     if report.plan is not None and report.status == "planned":
         print_plan(report.plan)
+        for note in report.notes:
+            console.print(f"note: {note}", highlight=False, markup=False)
         console.print("Dry run: nothing was changed.")
         return
     rows = [(t.name, f"{t.rows:,}", human_size(t.bytes), f"{t.seconds:.1f} s")

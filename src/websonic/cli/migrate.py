@@ -8,7 +8,15 @@ import threading
 import typer
 
 from websonic.cli.context import JsonOption, get
-from websonic.cli.db import STOPPED_EXIT, display, log_sink, print_report, stoppable
+from websonic.cli.db import (
+    STOPPED_EXIT,
+    TlsInsecureOption,
+    display,
+    insecure_tls,
+    log_sink,
+    print_report,
+    stoppable,
+)
 from websonic.cli.output import console, emit_json, table
 from websonic.core.errors import InvalidInput, MigrationFailed
 from websonic.core.units import human_size
@@ -39,11 +47,14 @@ def migrate(
         help="online: run in the cutover window to send the traffic to the server (DNS…).",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check the server; change nothing."),
+    tls_insecure: bool = TlsInsecureOption,
     as_json: bool = JsonOption,
 ) -> None:  # fmt: skip
     """Move a live site to the customer's server: deploy, files, database, switch."""
     if mode not in MODES:
         raise InvalidInput(f"--mode must be offline or online, not {mode!r}.")
+    if from_db:
+        (from_db,) = insecure_tls(tls_insecure, from_db)
     request = SiteMigration(
         site=site, host=to, source_db=from_db, files=tuple(_volumes(files or [])),
         mode=mode, jobs=jobs, force=force, dry_run=dry_run, on_switch=on_switch,  # type: ignore[arg-type]

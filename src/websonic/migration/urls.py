@@ -6,6 +6,12 @@
     …?ssh=CUSTOMER/HOST   reach HOST:PORT through an SSH tunnel to a registered host
 
 A password is never printed: ``masked()`` is what logs, reports and the state database keep.
+
+TLS is used when the URL asks for it (PostgreSQL ``sslmode=require|verify-ca|verify-full``;
+MariaDB ``ssl=1`` or a certificate option), and then the server's certificate and host name are
+always verified (``connection_params``: libpq ``verify-full``; MariaDB ``ssl_verify=1``). Only
+``tls_insecure=1`` (what ``--tls-insecure`` adds) connects without checking. A URL that does not
+ask for TLS connects without it (no silent, unverified "opportunistic" TLS).
 """
 
 from __future__ import annotations
@@ -23,10 +29,32 @@ DEFAULT_PORTS = {"postgresql": 5432, "mariadb": 3306}
 MASK = "********"
 #: Query parameters understood (anything else is refused: a typo must not be ignored).
 PARAMS = {
-    "postgresql": {"sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "ssh"},
-    "mariadb": {"ssl", "ssl_ca", "ssl_cert", "ssl_key", "ssl_verify", "connect_timeout", "ssh"},
+    "postgresql": {
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "connect_timeout",
+        "ssh",
+        "tls_insecure",
+    },
+    "mariadb": {
+        "ssl",
+        "ssl_ca",
+        "ssl_cert",
+        "ssl_key",
+        "ssl_verify",
+        "connect_timeout",
+        "ssh",
+        "tls_insecure",
+    },
     "sqlite": set(),
 }
+TRUE = ("1", "true", "on", "yes")
+FALSE = ("0", "false", "off", "no")
+TLS_INSECURE = "tls_insecure"
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+MARIADB_TLS_FILES = ("ssl_ca", "ssl_cert", "ssl_key")
 DATABASE_NAME = re.compile(r"^[A-Za-z0-9_$-]{1,63}$")
 HOST_REF = re.compile(r"^[a-z0-9-]+/[a-z0-9-]+$")
 
@@ -40,10 +68,28 @@ class DatabaseUrl:
     user: str = ""
     password: str = field(default="", repr=False)
     params: tuple[tuple[str, str], ...] = ()
+    tls_insecure: bool = False  # TLS without checking the certificate (--tls-insecure)
 
     @property
     def options(self) -> dict[str, str]:
-        return dict(self.params)
+        """The connection options: the URL's, with TLS made verifying (``connection_params``)."""
+        return dict(self.connection_params())
+
+    @property
+    def uses_tls(self) -> bool:
+        options = dict(self.params)
+        if self.engine == "postgresql":
+            return options.get("sslmode", "disable") != "disable"
+        return self.engine == "mariadb" and _mariadb_asks_tls(options)
+
+    def connection_params(self) -> tuple[tuple[str, str], ...]:
+        """The options to connect with: whenever TLS is used, the certificate and the host name
+        are verified, unless ``tls_insecure``; no TLS unless the URL asks for it."""
+        if self.engine == "postgresql":
+            return _postgres_tls(self.params, self.tls_insecure)
+        if self.engine == "mariadb":
+            return _mariadb_tls(self.params, self.tls_insecure)
+        return self.params
 
     @property
     def ssh_host(self) -> str | None:
@@ -79,7 +125,8 @@ class DatabaseUrl:
         if password:
             credentials += ":" + (password if password == MASK else quote(password, safe=""))
         host = f"[{self.host}]" if ":" in self.host else self.host
-        query = f"?{urlencode(self.params)}" if self.params else ""
+        params = self.params + (((TLS_INSECURE, "1"),) if self.tls_insecure else ())
+        query = f"?{urlencode(params)}" if params else ""
         return f"{self.engine}://{credentials}@{host}:{self.port}/{self.database}{query}"
 
 
@@ -120,6 +167,10 @@ def _server(text: str, engine: str, what: str) -> DatabaseUrl:
         raise InvalidInput(f"The {what} names no valid database after the host (/DATABASE).")
     if not parts.username:
         raise InvalidInput(f"The {what} names no user: {engine}://USER:PASSWORD@HOST/DATABASE")
+    params = _params(parts.query, engine, what)
+    insecure = dict(params).get(TLS_INSECURE, "0").lower() in TRUE
+    params = tuple((k, v) for k, v in params if k != TLS_INSECURE)
+    _check_tls(dict(params), engine, insecure, what)
     return DatabaseUrl(
         engine=engine,
         database=database,
@@ -127,7 +178,8 @@ def _server(text: str, engine: str, what: str) -> DatabaseUrl:
         port=port,
         user=unquote(parts.username),
         password=unquote(parts.password or ""),
-        params=_params(parts.query, engine, what),
+        params=params,
+        tls_insecure=insecure,
     )
 
 
@@ -140,3 +192,59 @@ def _params(query: str, engine: str, what: str) -> tuple[tuple[str, str], ...]:
         if key == "ssh" and not HOST_REF.match(value):
             raise InvalidInput(f"ssh={value!r} in the {what} must be a registered CUSTOMER/HOST.")
     return tuple(pairs)
+
+
+def with_tls_insecure(text: str) -> str:
+    """The URL text with ``tls_insecure=1`` added (what ``--tls-insecure`` does)."""
+    if not text or text.startswith("sqlite:") or "tls_insecure=" in text:
+        return text
+    return text + ("&" if "?" in text else "?") + f"{TLS_INSECURE}=1"
+
+
+def _check_tls(options: dict[str, str], engine: str, insecure: bool, what: str) -> None:
+    """Refuse TLS options that would connect without checking the server, unless insecure."""
+    mode = options.get("sslmode")
+    if engine == "postgresql" and mode is not None and mode not in SSLMODES:
+        raise InvalidInput(f"sslmode={mode!r} in the {what}: use one of {', '.join(SSLMODES)}.")
+    unchecked = (engine == "postgresql" and mode in ("allow", "prefer")) or (
+        engine == "mariadb" and options.get("ssl_verify", "").lower() in FALSE
+    )
+    if unchecked and not insecure:
+        given = f"sslmode={mode}" if engine == "postgresql" else "ssl_verify=0"
+        raise InvalidInput(
+            f"{given} in the {what} would use TLS without checking the server's certificate.",
+            hint="Leave it out (TLS is verified whenever it is used: sslmode=verify-full, "
+            "ssl=1), or give --tls-insecure to connect without checking (not recommended).",
+        )
+
+
+def _postgres_tls(
+    params: tuple[tuple[str, str], ...], insecure: bool
+) -> tuple[tuple[str, str], ...]:
+    options = dict(params)
+    mode = options.get("sslmode", "disable")
+    if mode == "disable":
+        options["sslmode"] = "disable"
+    elif insecure:
+        options["sslmode"] = mode if mode in ("allow", "prefer") else "require"
+        options.pop("sslrootcert", None)  # with a root certificate, libpq would check it
+    else:
+        options["sslmode"] = "verify-full"
+    return tuple(options.items())
+
+
+def _mariadb_asks_tls(options: dict[str, str]) -> bool:
+    return options.get("ssl", "").lower() in TRUE or any(k in options for k in MARIADB_TLS_FILES)
+
+
+def _mariadb_tls(
+    params: tuple[tuple[str, str], ...], insecure: bool
+) -> tuple[tuple[str, str], ...]:
+    options = dict(params)
+    options.pop("ssl_verify", None)
+    if not _mariadb_asks_tls(options):
+        options["ssl"] = "0"
+        return tuple(options.items())
+    options["ssl"] = "1"
+    options["ssl_verify"] = "0" if insecure else "1"
+    return tuple(options.items())

@@ -9,6 +9,7 @@ memory; error messages name the server, the user and the database, never the pas
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -37,7 +38,7 @@ def connect(url: DatabaseUrl, *, database: bool = True, timeout: float | None = 
     """
     try:
         conn = pymysql.connect(**_keywords(url, database, timeout))
-    except pymysql.err.OperationalError as exc:
+    except (pymysql.err.OperationalError, OSError) as exc:  # OSError: a TLS file unreadable
         raise connection_failed(url, exc) from None
     with conn.cursor() as cursor:
         cursor.execute(SESSION)
@@ -52,19 +53,35 @@ def _keywords(url: DatabaseUrl, database: bool, timeout: float | None) -> dict[s
         "autocommit": True, "connect_timeout": float(options.get("connect_timeout", 10)),
         "max_allowed_packet": 1 << 30, "read_timeout": timeout, "program_name": "websonic",
     }  # fmt: skip
-    if options.get("ssl", "").lower() in TRUE or "ssl_ca" in options:
-        keywords["ssl"] = {}
-        keywords["ssl_verify_cert"] = options.get("ssl_verify", "0").lower() in TRUE
-        for key in ("ssl_ca", "ssl_cert", "ssl_key"):
-            if key in options:
-                keywords[key] = options[key]
+    if options.get("ssl", "").lower() in TRUE:
+        keywords["ssl"] = tls_context(options)
+    else:
+        keywords["ssl_disabled"] = True  # PyMySQL would otherwise try TLS, unverified
     return keywords
+
+
+def tls_context(options: dict[str, str]) -> ssl.SSLContext:
+    """TLS for a URL that asks for it: the certificate (``ssl_ca``, else the system's CAs) and
+    the host name checked unless ``ssl_verify=0`` (which only ``--tls-insecure`` gives)."""
+    context = ssl.create_default_context(cafile=options.get("ssl_ca"))
+    if options.get("ssl_verify", "1").lower() not in TRUE:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if "ssl_cert" in options:
+        context.load_cert_chain(options["ssl_cert"], options.get("ssl_key"))
+    return context
 
 
 def connection_failed(url: DatabaseUrl, exc: Exception) -> ConnectionFailed:
     where = f"the MariaDB/MySQL server at {url.host}:{url.port}"
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
     text = mask(str(exc.args[1] if len(exc.args) > 1 else exc), url)
+    if "certificate verify failed" in text.lower() or "signature failure" in text.lower():
+        return ConnectionFailed(
+            f"The TLS certificate of {where} could not be verified: {text}",
+            hint="Give the CA that signed it (ssl_ca=/path/ca.pem in the URL), or --tls-insecure "
+            "to connect without checking it (not recommended).",
+        )
     if code in ACCESS_DENIED and "database" not in text.lower():
         message = f"{where} refused the login of user {url.user!r}: wrong user or password."
     elif code == UNKNOWN_DATABASE or (code in ACCESS_DENIED and "database" in text.lower()):

@@ -16,6 +16,15 @@ from websonic.migration.urls import DatabaseUrl
 from websonic.tools.postgres import Login
 
 APPLICATION = "websonic"
+#: what libpq/OpenSSL say when a server's certificate cannot be verified
+UNVERIFIED = (
+    "certificate verify failed",
+    "root certificate file",
+    "signature failure",
+    "self-signed certificate",
+    "unable to get local issuer",
+    "does not match host name",
+)
 #: Our own sessions on the source carry this setting: the DDL guard lets them through.
 GUARD_BYPASS = "websonic.migrating"
 #: Session settings of the copy and the checks: the text form of every value the same on both
@@ -35,12 +44,14 @@ CANONICAL_TEXT = {
 
 
 def login(url: DatabaseUrl) -> Login:
-    return Login(url.host, url.port, url.user, url.database, url.password, url.params)
+    params = url.connection_params()
+    return Login(url.host, url.port, url.user, url.database, url.password, params)
 
 
 def keywords(url: DatabaseUrl, **extra: Any) -> dict[str, Any]:
-    """libpq keywords for ``url`` (password included: for connecting only)."""
-    options = dict(url.params)
+    """libpq keywords for ``url`` (password included: for connecting only; TLS, when used,
+    verified: ``sslmode=verify-full`` unless the URL is ``tls_insecure``)."""
+    options = url.options
     options.pop("ssh", None)
     options.setdefault("connect_timeout", "10")
     return {
@@ -79,6 +90,13 @@ def connection_failed(url: DatabaseUrl, error: str) -> ConnectionFailed:
     where = f"the PostgreSQL server at {url.host}:{url.port}"
     text = error.replace(url.password, "********") if url.password else error
     lowered = text.lower()
+    if any(sign in lowered for sign in UNVERIFIED):
+        return ConnectionFailed(
+            f"The TLS certificate of {where} could not be verified: {_last_line(text)}",
+            hint="Give the CA that signed it (sslrootcert=/path/ca.pem in the URL, or "
+            "sslrootcert=system for the system's CAs), or --tls-insecure to connect without "
+            "checking it (not recommended).",
+        )
     if "password authentication failed" in lowered or "no password supplied" in lowered:
         message = f"{where} refused the login of user {url.user!r}: wrong user or password."
     elif "does not exist" in lowered and "database" in lowered:

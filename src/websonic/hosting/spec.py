@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import asdict
 from importlib import resources
@@ -37,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from websonic.builds.models import Release
 from websonic.builds.service import list_releases
-from websonic.core.errors import InvalidInput
+from websonic.hosting.domains import normalise_domains
 from websonic.hosting.requirements import Requirements
 from websonic.sites.manifest import Manifest, validate_manifest
 from websonic.sites.models import Site
@@ -68,8 +67,6 @@ DATABASE_MEMORY_MIB = {"postgresql": 512, "mariadb": 512, "sqlite": 0, "none": 0
 DATABASE_SERVERS = {"postgresql": "15", "mariadb": "10.11"}  # engine -> version installed
 INODES = 100_000
 OFF_SERVER = "off the server (the customer's or hoster's backup storage)"
-
-DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
 # --- the machine-checkable core --------------------------------------------------------------
@@ -159,13 +156,8 @@ def _round_up(value: int, step: int) -> int:
 
 
 def check_domains(domains: Sequence[str]) -> tuple[str, ...]:
-    cleaned = tuple(dict.fromkeys(d.strip().lower().rstrip(".") for d in domains))
-    for domain in cleaned:
-        if not DOMAIN.match(domain):
-            raise InvalidInput(
-                f"{domain!r} is not a domain name.", hint="Use e.g. --domain www.example.org"
-            )
-    return cleaned
+    """The names normalised (lower case, no trailing dot, IDNA) and checked: hosting.domains."""
+    return normalise_domains(domains)
 
 
 # --- the document ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -27,6 +27,7 @@ from websonic.builds.signing import public_pem
 from websonic.core.db import utcnow
 from websonic.core.errors import DeployFailed, InvalidInput, NotFound, PermissionDenied
 from websonic.hosting import hosts, preflight, spec
+from websonic.hosting.domains import normalise_domains
 from websonic.hosting.models import Deployment, DeploymentStatus, Host
 from websonic.installer import plan as plans
 from websonic.installer.bundle import Bundle, make_bundle, runner_script
@@ -93,10 +94,10 @@ def submit_deploy(session: Session, request: DeployRequest, *, actor: str) -> Jo
     from websonic.jobs import service as jobs
 
     check_request(request)
+    request = replace(request, domains=normalise_domains(request.domains))
     reap_interrupted(session)
     site, host = site_and_host(session, request.site, request.host)
     plans.check_options(request.tls, request.acme_email, request.database_mode)
-    spec.check_domains(request.domains)
     target = previous_release(session, site, host) if request.rollback else None
     if request.rollback and target is None:
         raise NotFound(

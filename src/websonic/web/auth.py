@@ -22,6 +22,7 @@ from websonic.settings import Settings
 SESSION_COOKIE = "websonic_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+VIEWER_KEY = "websonic.viewer"  # in the request's scope
 
 
 class AuthRequired(Exception):
@@ -57,6 +58,15 @@ def client_addr(request: Request) -> str | None:
 
 
 def session_viewer(request: Request) -> Viewer | None:
+    """The request's logged-in user, looked up once per request (the route policy's gate asks
+    first, then the route's own dependency)."""
+    if VIEWER_KEY not in request.scope:
+        request.scope[VIEWER_KEY] = _find_viewer(request)
+    viewer: Viewer | None = request.scope[VIEWER_KEY]
+    return viewer
+
+
+def _find_viewer(request: Request) -> Viewer | None:
     cookie_value = request.cookies.get(SESSION_COOKIE)
     if not cookie_value:
         return None

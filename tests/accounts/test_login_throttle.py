@@ -23,7 +23,8 @@ from websonic.accounts.throttle import (
     TooManyAttempts,
 )
 from websonic.core.db import utcnow
-from websonic.platform import Platform
+from websonic.platform import Platform, init_platform, open_platform
+from websonic.settings import Settings
 
 PASSWORD = "a-long-enough-password"
 TTL = dt.timedelta(minutes=30)
@@ -87,6 +88,34 @@ def test_finding6_parallel_claims_of_one_key_let_exactly_one_through(platform: P
     assert outcomes.count(True) == 1
     row = key(platform, "dana", "192.0.2.7")
     assert row is not None and row.failures == 1
+
+
+@pytest.mark.databases
+def test_finding6_parallel_claims_are_atomic_on_postgresql(
+    postgres_server_factory, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    url = postgres_server_factory().create_database("websonic_state")
+    monkeypatch.setenv("WEBSONIC_DATABASE_URL", url)
+    pg = Settings()
+    assert pg.state_url.startswith("postgresql+psycopg://")
+    init_platform(pg)
+    platform = open_platform(pg)
+    try:
+        with platform.transaction() as session:
+            add_user(session, "dana", PASSWORD, Role.DEVELOPER, customer=None, actor="test")
+        throttle = LoginThrottle(per_user=Backoff(base=HOUR))
+        barrier = threading.Barrier(30)
+
+        def wrong(_: int) -> str:
+            barrier.wait()
+            return attempt(platform, "wrong-password!", "192.0.2.7", throttle)
+
+        with ThreadPoolExecutor(30) as pool:
+            outcomes = list(pool.map(wrong, range(30)))
+        assert sorted(outcomes) == ["refused"] + ["throttled"] * 29
+        assert attempt(platform, PASSWORD, "192.0.2.8", throttle) == "ok"
+    finally:
+        platform.close()
 
 
 def test_finding6_parallel_wrong_logins_hash_one_password(

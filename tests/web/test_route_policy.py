@@ -311,7 +311,7 @@ def test_the_routes_reference_names_every_route() -> None:
 class Caller:
     name: str
     role: Role | None = None  # a portal session of this role
-    token: str | None = None  # "pull", "install" (Basic), "bearer"
+    token: str | None = None  # A's "pull", "install" (Basic), "bearer", "code" (install code)
 
     @property
     def agency(self) -> bool:
@@ -390,18 +390,20 @@ def calls_of(world: World, method: str, path: str) -> list[Call]:
     for target in targets_of(path + query):
         thing = target_thing(world, target)
         values = {**thing.values(), "number": "1"}
-        template = path + query
-        names = [(values[k], k.upper()) for k in values if f"{{{k}}}" in template]
-        if path == "/v2/{path}":
-            names += [(thing.customer, "CUSTOMER"), (thing.site, "SITE")]
-            names += [(digest, f"DIGEST{i}") for i, digest in enumerate(thing.digests)]
+        names = [(values[k], k.upper()) for k in values if f"{{{k}}}" in path + query]
         if path == "/v2/{path}":  # pushes are refused whatever they name: one name is enough
+            names += registry_names(thing)
             urls = [f"/v2/{p}" for p in registry_paths(thing)][: 1 if method in WRITES else None]
         else:
             urls = [path.format(**values)]
         suffix = "?" + query.format(**values) if query else ""
         calls += [Call(method, url + suffix, target, tuple(names)) for url in urls]
     return calls
+
+
+def registry_names(thing: Thing) -> list[tuple[str, str]]:
+    digests = [(digest, f"DIGEST{i}") for i, digest in enumerate(thing.digests)]
+    return [(thing.customer, "CUSTOMER"), (thing.site, "SITE"), *digests]
 
 
 def normalised(call: Call, response: httpx.Response) -> tuple[int, str, dict[str, str]]:

@@ -136,6 +136,24 @@ def test_finding6_parallel_wrong_logins_hash_one_password(
     assert slots.runs == 1
 
 
+def test_finding6_with_two_free_failures_three_parallel_tries_are_checked(
+    platform: Platform, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slots = HashSlots(2)
+    monkeypatch.setattr(passwords, "HASHING", slots)
+    throttle = LoginThrottle(per_user=Backoff(free=2, base=HOUR))  # as the default, held longer
+    barrier = threading.Barrier(30)
+
+    def wrong(_: int) -> str:
+        barrier.wait()
+        return attempt(platform, "wrong-password!", "192.0.2.7", throttle)
+
+    with ThreadPoolExecutor(30) as pool:
+        outcomes = list(pool.map(wrong, range(30)))
+    assert sorted(outcomes) == ["refused"] * 3 + ["throttled"] * 27
+    assert slots.runs == 3 and slots.peak <= 2
+
+
 def test_finding6_each_failure_from_an_address_waits_longer(platform: Platform, user: User) -> None:
     throttle = LoginThrottle(per_user=Backoff(base=dt.timedelta(minutes=1), cap=HOUR))
     delays = []

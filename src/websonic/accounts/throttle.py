@@ -4,9 +4,10 @@ Each login (or own-password change) first *claims* two keys: (username, client a
 (any username, client address). A claim is one atomic statement — an INSERT of a new key, or
 a compare-and-set UPDATE of a known one — so of many parallel attempts on one key exactly one
 gets through and the others are refused unchecked (:class:`TooManyAttempts`), without hashing
-their password. A claim counts as a failure in advance and blocks its key for a delay that
-doubles with each failure; a successful login clears its (username, address) key and gives
-back its address claim. Failures older than ``window`` are forgotten.
+their password. A claim counts as a failure in advance and, past a few free failures, blocks
+its key for a delay that doubles with each failure; a successful login clears its (username,
+address) key and gives back its address claim. Failures older than ``window`` are forgotten.
+So of any number of parallel tries on one key, at most ``free`` + 1 are checked.
 
 Keys are per client address: a stranger's failures never keep a user out from another
 address. Behind a TLS reverse proxy, run `websonic serve --forwarded-allow-ips` so that the
@@ -87,7 +88,7 @@ class Claim:
 class LoginThrottle:
     """Growing delays per (username, address), and per address over every username."""
 
-    per_user: Backoff = field(default_factory=Backoff)
+    per_user: Backoff = field(default_factory=lambda: Backoff(free=2))  # a typo or two: no wait
     per_address: Backoff = field(default_factory=lambda: Backoff(free=20))
     window: dt.timedelta = dt.timedelta(hours=1)
 

@@ -141,8 +141,10 @@ class Writer:
         switch_file: Path,
         database: str = "shop",
         table: str = "ledger",
+        account: tuple[str, str] = (APP_USER, APP_PASSWORD),
     ) -> None:
         self.servers = {"source": source, "target": target}
+        self.account = account
         self.switch_file, self.database, self.table = switch_file, database, table
         self.acked: list[tuple[int, float, str]] = []  # (id, time acknowledged, where)
         self.stop = threading.Event()
@@ -164,8 +166,8 @@ class Writer:
         return pymysql.connect(
             host=server.host,
             port=server.port,
-            user=APP_USER,
-            password=APP_PASSWORD,
+            user=self.account[0],
+            password=self.account[1],
             database=self.database,
             autocommit=True,
             connect_timeout=2,

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from mariadb_bed import (
+    APP_PASSWORD,
+    APP_USER,
     Writer,
     background,
     checkpoint,
@@ -63,10 +65,89 @@ def test_online_under_writes_loses_nothing_and_reports_the_downtime_seen(
     downtime = report["write_downtime_seconds"]
     assert 0 < downtime < 1.0
     assert abs(writer.gap() - downtime) < 0.3, (writer.gap(), downtime)
-    assert read_only(maria_source)  # kept frozen for a rollback
+    assert not read_only(maria_source)  # only the database was frozen, and only in the window
     assert replication(maria_target) == []  # RESET SLAVE ALL: the password is gone too
     names = [r[0] for r in maria_target.execute("SHOW TABLES", "shop")]
     assert "_websonic_migration" not in names
+
+
+OTHER_APP = ("other_app", "other-secret-1")
+OTHER_DATABASE = """
+CREATE DATABASE other;
+CREATE TABLE other.ledger (id BIGINT NOT NULL PRIMARY KEY, note VARCHAR(60) NOT NULL);
+CREATE TABLE other.seen (note VARCHAR(60) NOT NULL);
+CREATE USER 'other_app'@'%' IDENTIFIED BY 'other-secret-1';
+GRANT SELECT, INSERT ON other.* TO 'other_app'@'%';
+"""
+
+
+def window_probe(server: DatabaseServer, folder: Path, switch_file: Path) -> str:
+    """The --on-switch command: inside the window, write to the other database (must work), try
+    a write to the migrated one (must wait on its locks), read read_only; then switch."""
+    client = f"mariadb -h127.0.0.1 -P{server.port}"
+    folder.mkdir()
+    script = folder / "switch.sh"
+    script.write_text(
+        "set -e\n"
+        f"{client} -u{OTHER_APP[0]} -p{OTHER_APP[1]} other"
+        " -e \"INSERT INTO seen VALUES ('written in the window')\"\n"
+        f'{client} -u{APP_USER} -p{APP_PASSWORD} shop -e "SET SESSION lock_wait_timeout = 1;'
+        f" INSERT INTO ledger VALUES (-1, 'in the window')\" 2> {folder}/shop.err || true\n"
+        f"{client} -u{server.user} -p{server.password} -N -e 'SELECT @@GLOBAL.read_only'"
+        f" > {folder}/read_only\n"
+        f"touch {switch_file}\n"
+    )
+    return f"sh {script}"
+
+
+def test_finding8_the_cutover_freezes_only_the_migrated_database(
+    cli: Cli, maria_source: DatabaseServer, maria_target: DatabaseServer, tmp_path: Path
+) -> None:
+    """The window locks the migrated database's tables, not the server: another database of the
+    same source (another application's account) keeps taking writes before, during and after
+    the cutover, while a write to the migrated database waits; nothing acknowledged is lost."""
+    source = load_fixture(maria_source, extra=LEDGER)
+    for statement in filter(str.strip, OTHER_DATABASE.split(";")):
+        maria_source.execute(statement)
+    target = maria_target.create_database("shop")
+    switch_file = tmp_path / "switched"
+    writer = Writer(maria_source, maria_target, switch_file).start()
+    other = Writer(maria_source, maria_source, tmp_path / "never", "other", account=OTHER_APP)
+    other.start()
+    wait_for(lambda: len(writer.acked) > 50 and len(other.acked) > 50, what="writes")
+
+    on_switch = window_probe(maria_source, tmp_path / "probe", switch_file)
+    report = json.loads(
+        cli.run(
+            "db",
+            "migrate",
+            "--from",
+            source,
+            "--to",
+            target,
+            "--mode",
+            "online",
+            "--on-switch",
+            on_switch,
+            "--json",
+        ).stdout
+    )
+    wait_for(lambda: sum(w == "target" for _, _, w in writer.acked) > 50, what="target writes")
+    written = len(other.acked)
+    wait_for(lambda: len(other.acked) > written + 50, what="other writes after the cutover")
+    writer.finish()
+    other.finish()
+
+    assert report["status"] == "succeeded" and report["verify"]["ok"], report
+    window = maria_source.execute("SELECT note FROM other.seen")
+    assert window == [("written in the window",)]  # another application wrote in the window
+    assert "Lock wait timeout exceeded" in (tmp_path / "probe" / "shop.err").read_text()
+    assert (tmp_path / "probe" / "read_only").read_text().strip() == "0"
+    assert not read_only(maria_source)
+    assert_every_write_once(writer, maria_target)  # -1 (the write that waited) is not there
+    assert other.errors == []  # not one write of the other application failed, nor was killed
+    stored = maria_source.execute("SELECT id FROM other.ledger ORDER BY id")
+    assert [r[0] for r in stored] == [ident for ident, _at, _where in other.acked]
 
 
 def test_killed_during_change_capture_replication_goes_on_and_the_rerun_finishes(

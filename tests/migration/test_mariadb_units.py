@@ -6,11 +6,20 @@ from __future__ import annotations
 import pytest
 
 from websonic.core.errors import MigrationFailed
-from websonic.migration.mariadb import binlog, chunks, grants, inventory, online, schema, sql
+from websonic.migration.mariadb import (
+    binlog,
+    chunks,
+    cutover,
+    grants,
+    inventory,
+    online,
+    schema,
+    sql,
+)
 from websonic.migration.mariadb.catalog import Table
 from websonic.migration.mariadb.connect import connection_failed
 from websonic.migration.mariadb.planning import Facts, build_plan
-from websonic.migration.mariadb.probe import global_privileges, has_privilege
+from websonic.migration.mariadb.probe import database_privileges, global_privileges, has_privilege
 from websonic.migration.plan import MigrateOptions, ServerInfo
 from websonic.migration.report import Difference
 from websonic.migration.urls import parse_database_url
@@ -289,13 +298,38 @@ def test_tables_without_a_key_or_innodb() -> None:
 def test_privileges_disk_and_replication_already_running() -> None:
     weak = server(**{**ONLINE_SOURCE, "privileges": "SELECT,RELOAD,REPLICATION SLAVE"})
     found = plan_for("online", source=weak)
-    assert ("privileges", True) in found and len(found) == 3  # BINLOG MONITOR, read_only, KILL
+    # BINLOG MONITOR, LOCK TABLES, PROCESS, CONNECTION ADMIN
+    assert ("privileges", True) in found and len(found) == 4
     assert plan_for(target_free_bytes=1000) == [("disk", True)]
     busy = server(server_id="2", replicating="(default)")
     assert plan_for("online", target=busy) == [("replicating", True)]
-    assert plan_for("online", unstoppable_users=["'admin'@'%'"]) == [("read-only", False)]
     no_reload = server(**{**ONLINE_SOURCE, "privileges": "SELECT"})
     assert plan_for(source=no_reload) == [("privileges", False)]
+
+
+def test_finding8_the_plan_names_the_privileges_of_a_database_freeze() -> None:
+    """The cutover locks the database's tables (LOCK TABLES, on the database is enough) and ends
+    the sessions using it (PROCESS to see them, CONNECTION ADMIN to end them); it no longer
+    needs READ ONLY ADMIN, which froze the whole server."""
+    needs = "RELOAD,REPLICATION SLAVE,BINLOG MONITOR,PROCESS,CONNECTION ADMIN"
+    lines = ["GRANT SELECT, LOCK TABLES ON `shop`.* TO `migrator`@`%`"]
+    on_database = ",".join(database_privileges(lines, "shop"))
+    held = server(**ONLINE_SOURCE | {"privileges": needs, "database_privileges": on_database})
+    assert plan_for("online", source=held) == []
+    lacking = server(**ONLINE_SOURCE | {"privileges": needs})
+    given = Facts(lacking, server(server_id="2"), "shop", "shop", [table()])
+    blockers = build_plan(given, MigrateOptions(mode="online")).blockers
+    assert [(b.code, b.message, b.hint) for b in blockers] == [
+        (
+            "privileges",
+            "The source user lacks LOCK TABLES (to freeze the database's tables at the cutover).",
+            "GRANT LOCK TABLES ON `shop`.* TO the user.",
+        )
+    ]
+    assert database_privileges(lines, "other") == set()
+    assert cutover.lock_tables_sql("shop", ["a", "b`c"]) == (
+        "LOCK TABLES `shop`.`a` READ, `shop`.`b``c` READ"
+    )
 
 
 def test_plan_sizes_chunks_and_estimate() -> None:

@@ -32,9 +32,13 @@ def _migrate_over_tls(cli: Cli, postgres_server_factory: ServerFactory, folder: 
     if os.geteuid() == 0:  # the server runs as postgres: its key must be its own, mode 600
         for path in (tls.certificate, tls.key):
             shutil.chown(path, "postgres", "postgres")
-    source = postgres_server_factory(settings={
-        "ssl": "on", "ssl_cert_file": str(tls.certificate), "ssl_key_file": str(tls.key),
-    })  # fmt: skip
+    source = postgres_server_factory(
+        settings={
+            "ssl": "on",
+            "ssl_cert_file": str(tls.certificate),
+            "ssl_key_file": str(tls.key),
+        }
+    )
     target = postgres_server_factory()
     source.execute("CREATE DATABASE shop")
     source.execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'é')",
@@ -76,9 +80,13 @@ def test_finding9_postgresql_tls_from_an_unknown_ca_is_refused_unless_tls_insecu
     out), and --tls-insecure connects anyway with a warning in the output and the report."""
     tls = _server_owned(make_server_tls(tls_folder / "server", "127.0.0.1"), "postgres")
     unknown_ca = make_server_tls(tls_folder / "other", "127.0.0.1").ca
-    server = postgres_server_factory(settings={
-        "ssl": "on", "ssl_cert_file": str(tls.certificate), "ssl_key_file": str(tls.key),
-    })  # fmt: skip
+    server = postgres_server_factory(
+        settings={
+            "ssl": "on",
+            "ssl_cert_file": str(tls.certificate),
+            "ssl_key_file": str(tls.key),
+        }
+    )
     for name in ("shop", "copy"):
         server.execute(f"CREATE DATABASE {name}")
         server.execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)", name)
@@ -106,9 +114,13 @@ def test_finding9_mariadb_tls_is_verified_unless_tls_insecure(
     now a certificate the system's CAs do not know is refused, the right ssl_ca is checked
     (host name included), and --tls-insecure connects with a warning in the report."""
     tls = _server_owned(make_server_tls(tls_folder / "server", "127.0.0.1"), "mysql")
-    server = mariadb_server_factory(settings={
-        "ssl-cert": str(tls.certificate), "ssl-key": str(tls.key), "ssl-ca": str(tls.ca),
-    })  # fmt: skip
+    server = mariadb_server_factory(
+        settings={
+            "ssl-cert": str(tls.certificate),
+            "ssl-key": str(tls.key),
+            "ssl-ca": str(tls.ca),
+        }
+    )
     source = server.create_database("shop")
     server.execute("CREATE TABLE shop.t (id INT PRIMARY KEY)")
     target = server.create_database("copy")
@@ -121,11 +133,13 @@ def test_finding9_mariadb_tls_is_verified_unless_tls_insecure(
     assert report["ok"], report
 
     again = server.create_database("again")
-    insecure = cli.run("db", "migrate", "--from", f"{source}?ssl=1", "--to", again,
-                       "--tls-insecure", "--json")  # fmt: skip
+    insecure = cli.run(
+        "db", "migrate", "--from", f"{source}?ssl=1", "--to", again, "--tls-insecure", "--json"
+    )
     assert "warning: --tls-insecure" in insecure.stderr
     notes = json.loads(insecure.stdout)["notes"]
     assert any("certificates are not checked" in note for note in notes), notes
-    dropped = cli.fails("db", "verify", "--from", f"{source}?ssl=1&ssl_verify=0", "--to", target,
-                        code=2)  # fmt: skip
+    dropped = cli.fails(
+        "db", "verify", "--from", f"{source}?ssl=1&ssl_verify=0", "--to", target, code=2
+    )
     assert "--tls-insecure" in dropped

@@ -16,10 +16,12 @@ MARIA = "mariadb://app:pw@db.example/shop"
     [
         ("", {"sslmode": "disable"}),  # no TLS asked: none (libpq would try it unverified)
         ("?sslmode=require", {"sslmode": "verify-full"}),
-        ("?sslmode=verify-ca&sslrootcert=/ca.pem", {"sslmode": "verify-full",
-                                                    "sslrootcert": "/ca.pem"}),
+        (
+            "?sslmode=verify-ca&sslrootcert=/ca.pem",
+            {"sslmode": "verify-full", "sslrootcert": "/ca.pem"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_finding9_postgresql_tls_is_verified_full(query: str, expected: dict[str, str]) -> None:
     assert parse_database_url(PG + query).options == expected
 

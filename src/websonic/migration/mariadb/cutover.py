@@ -1,4 +1,5 @@
-"""The cutover: the source frozen for as short a time as possible, the target switched to.
+"""The cutover: the migrated database frozen for as short a time as possible, the target
+switched to.
 
 Before the window (the source still takes writes): the schemas are compared and every table is
 checksummed at one GTID position G — the source in a snapshot at G, the target's replication
@@ -7,10 +8,14 @@ resumed. A mismatch stops here, before anything is frozen.
 
 In the window (the write downtime):
 
-1. freeze: ``SET GLOBAL read_only = 1`` on the source, then the sessions of the database's
-   accounts (and any session using the database) are killed, so open transactions end. Accounts
-   with READ ONLY ADMIN (or ALL PRIVILEGES; SUPER before 10.11) are not stopped by read_only:
-   the plan names them, and a write that reaches the database after the freeze fails the run;
+1. freeze: a session of WebSonic's own (the *freezer*) takes ``LOCK TABLES … READ`` on every
+   base table of the database. A write to one of them waits (every account: table locks are not
+   a privilege that SUPER or READ ONLY ADMIN bypasses) while reads go on; a transaction that
+   already wrote one holds the table, so while the lock request waits, the sessions using the
+   database (``PROCESSLIST.DB``) are killed: their open transactions roll back (not
+   acknowledged, not lost). Nothing else of the server is touched — other databases keep taking
+   writes — and the freeze ends with the freezer's session whatever happens to WebSonic (its
+   ``wait_timeout`` bounds even a lost network), so a dead run cannot leave it frozen;
 2. the source's ``@@gtid_binlog_pos`` F; ``MASTER_GTID_WAIT(F)`` on the target, bounded by
    ``cutover_timeout``; replication healthy; no DDL in the binlog since the last check;
 3. AUTO_INCREMENT: the target's counters raised to the source's, and ``> MAX(column)`` checked;
@@ -18,73 +23,119 @@ In the window (the write downtime):
 5. replication stopped; snapshots of both sides opened for the verification after the switch;
 6. ``--on-switch`` runs (through the runner, ``sh -c``). Downtime = freeze -> on_switch done.
 
-Any failure before the switch unfreezes the source (read_only back to what it was) and resumes
-replication: the application keeps its source, the run can be retried. After the switch:
-``RESET SLAVE ALL``, a check that nothing was written to the source after F, and the full
-verification of the target as it was at F against the frozen source. The source stays read-only
-for a rollback (``SET GLOBAL read_only = 0`` on it undoes the freeze).
+Any failure before the switch releases the locks and resumes replication: the application keeps
+its source, the run can be retried. After the switch the writes still waiting on the locks (sent
+before the application moved) are ended by killing the sessions using the database, then the
+locks are released; ``RESET SLAVE ALL``, a check that nothing was written to the database on the
+source after F (an application instance still writing there) and the full verification of the
+target as it was at F against the source's snapshot at F.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 import pymysql
 
 from websonic.core.errors import MigrationFailed
 from websonic.core.runner import Command, Runner
-from websonic.migration.mariadb import binlog, grants
+from websonic.migration.mariadb import binlog
 from websonic.migration.mariadb.bulk import create_events
-from websonic.migration.mariadb.connect import (
-    Connection,
-    close,
-    connect,
-    execute,
-    rows,
-    value,
-)
+from websonic.migration.mariadb.connect import Connection, close, execute, rows, session, value
 from websonic.migration.mariadb.context import Migration
 from websonic.migration.mariadb.online import refuse_ddl, replica_status
 from websonic.migration.mariadb.snapshot import Position, current_position
 from websonic.migration.mariadb.sql import ident, qualified, string_literal
 
 SKIP_COMMANDS = ("Binlog Dump", "Binlog Dump GTID", "Daemon", "Killed")
+SESSIONS_SQL = "SELECT ID, COMMAND FROM information_schema.PROCESSLIST WHERE DB = %s"
+BASE_TABLES_SQL = """SELECT TABLE_NAME FROM information_schema.TABLES
+WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME"""
+LOCK_WAIT_TIMEOUT = 1205
+LOCK_POLL_SECONDS = 0.05
+#: seconds the freezer's session outlives a silent WebSonic beyond the window's own bounds
+ON_SWITCH_MARGIN = 60
 AUTO_INCREMENT_SQL = """SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES
 WHERE TABLE_SCHEMA = %s AND AUTO_INCREMENT IS NOT NULL"""
 
 
 @dataclass
 class Frozen:
-    """The source while frozen: the connection that froze it and what read_only was before."""
+    """The database while frozen: the freezer session holding its table locks."""
 
-    conn: Connection
-    read_only_before: str
+    freezer: Connection
     started: float
     position: Position = field(default_factory=Position)
 
 
-def freeze(m: Migration, conn: Connection, spare: set[int], users: set[str]) -> Frozen:
-    """read_only on, then the application's sessions ended (``users``: read before)."""
-    before = str(value(conn, "SELECT @@GLOBAL.read_only"))
-    m.save(frozen={"read_only": before})
+def freeze(m: Migration, control: Connection, freezer: Connection, spare: set[int]) -> Frozen:
+    """Every table of the database locked for reads only by ``freezer``; the sessions using the
+    database killed while the lock waits for their transactions. ``control`` reads the position.
+    """
+    tables = base_tables(control, m.source.database)
+    bound = max(1, math.ceil(m.options.cutover_timeout))
+    idle = bound * 3 + ON_SWITCH_MARGIN
+    execute(freezer, f"SET SESSION lock_wait_timeout = {bound}, wait_timeout = {idle}")
+    spare = spare | {int(control.thread_id()), int(freezer.thread_id())}
     started = time.monotonic()
-    execute(conn, "SET GLOBAL read_only = 1")
-    kill_sessions(conn, m.source.database, spare | {int(conn.thread_id())}, users)
-    return Frozen(conn, before, started, current_position(conn))
+    if tables:
+        lock_ending_sessions(m, control, freezer, lock_tables_sql(m.source.database, tables), spare)
+    return Frozen(freezer, started, current_position(control))
 
 
-def application_users(conn: Connection, database: str) -> set[str]:
-    return {user for user, _host in grants.accounts(conn, database)}
+def base_tables(conn: Connection, database: str) -> list[str]:
+    return [str(r[0]) for r in rows(conn, BASE_TABLES_SQL, (database,))]
 
 
-def kill_sessions(conn: Connection, database: str, spare: set[int], users: set[str]) -> list[int]:
-    """End the sessions of the database's accounts and any session using the database."""
+def lock_tables_sql(database: str, tables: list[str]) -> str:
+    """``LOCK TABLES `db`.`t1` READ, …`` (pure)."""
+    return "LOCK TABLES " + ", ".join(f"{qualified(database, t)} READ" for t in tables)
+
+
+def lock_ending_sessions(
+    m: Migration, control: Connection, freezer: Connection, sql: str, spare: set[int]
+) -> None:
+    """Run ``sql`` on the freezer; while it waits, kill the sessions using the database."""
+    failure: list[BaseException] = []
+
+    def lock() -> None:
+        try:
+            execute(freezer, sql)
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    locker = threading.Thread(target=lock, name="websonic-freeze", daemon=True)
+    locker.start()
+    while locker.is_alive():
+        locker.join(LOCK_POLL_SECONDS)
+        if locker.is_alive():
+            kill_sessions(control, m.source.database, spare)
+    if failure:
+        raise freeze_failed(m, failure[0])
+
+
+def freeze_failed(m: Migration, exc: BaseException) -> BaseException:
+    if isinstance(exc, pymysql.err.MySQLError) and exc.args and exc.args[0] == LOCK_WAIT_TIMEOUT:
+        return MigrationFailed(
+            f"The tables of {m.source.database!r} could not be locked within "
+            f"{m.options.cutover_timeout:.0f} s (cutover_timeout): a session using another "
+            "database holds a transaction open on one of them. Nothing was frozen.",
+            hint="Run the same command again when that transaction has ended.",
+        )
+    return exc
+
+
+def kill_sessions(conn: Connection, database: str, spare: set[int]) -> list[int]:
+    """End every session whose current database is ``database`` (except ``spare``)."""
     killed = []
-    for row in rows(conn, "SELECT ID, USER, DB, COMMAND FROM information_schema.PROCESSLIST"):
-        ident_, user, db, command = int(row[0]), str(row[1]), row[2], str(row[3])
-        if ident_ in spare or command in SKIP_COMMANDS or not (db == database or user in users):
+    for row in rows(conn, SESSIONS_SQL, (database,)):
+        ident_, command = int(row[0]), str(row[1])
+        if ident_ in spare or command in SKIP_COMMANDS:
             continue
         with suppress(pymysql.err.MySQLError):  # it may have ended by itself in between
             execute(conn, f"KILL CONNECTION {ident_}")
@@ -92,20 +143,33 @@ def kill_sessions(conn: Connection, database: str, spare: set[int], users: set[s
     return killed
 
 
-def unfreeze(m: Migration, conn: Connection | None = None) -> None:
-    """read_only back to what it was before the freeze (and forget the freeze)."""
+def release(m: Migration, control: Connection, frozen: Frozen, spare: set[int]) -> None:
+    """After the switch: the writes still waiting on the locks ended, then the locks released."""
+    ours = {int(control.thread_id()), int(frozen.freezer.thread_id())}
+    kill_sessions(control, m.source.database, spare | ours)
+    unfreeze(frozen.freezer)
+
+
+def unfreeze(freezer: Connection) -> None:
+    """The locks released, and the freezer's session ended (its locks would end with it)."""
+    with suppress(pymysql.err.MySQLError):  # gone already: so are its locks
+        execute(freezer, "UNLOCK TABLES")
+    close(freezer)
+
+
+def restore_read_only(m: Migration) -> None:
+    """A run frozen by an older WebSonic (``SET GLOBAL read_only``): read_only set back."""
     frozen = m.checkpoint.get("frozen")
     if not frozen:
         return
-    own = conn is None
-    conn = conn or connect(m.source)
-    try:
-        before = "1" if str(frozen.get("read_only")).upper() in ("1", "ON") else "0"
-        execute(conn, f"SET GLOBAL read_only = {before}")
-    finally:
-        if own:
-            close(conn)
+    with session(m.source) as conn:
+        execute(conn, read_only_sql(frozen))
     m.save(frozen=None)
+
+
+def read_only_sql(frozen: dict[str, Any]) -> str:
+    before = "1" if str(frozen.get("read_only")).upper() in ("1", "ON") else "0"
+    return f"SET GLOBAL read_only = {before}"
 
 
 def drain(m: Migration, frozen: Frozen, target: Connection, name: str, deadline: float) -> None:
@@ -164,7 +228,8 @@ def switch(m: Migration, runner: Runner) -> None:
 
 
 def writes_after_freeze(m: Migration, source: Connection, frozen: Position) -> list[str]:
-    """What reached the database on the source after the freeze (READ ONLY ADMIN users)."""
+    """What reached the database on the source after the freeze (after the switch: an
+    application instance still writing to the source)."""
     found = binlog.changes(source, m.source.database, frozen, current_position(source))
     if found is None:
         return []

@@ -12,7 +12,7 @@ import pymysql
 from websonic.core.errors import ConnectionFailed, MigrationFailed, WebsonicError
 from websonic.core.runner import Runner
 from websonic.migration.engine import Outcome, ProgressSink, RunContext, Stopped
-from websonic.migration.mariadb import catalog, grants, objects, online
+from websonic.migration.mariadb import catalog, objects, online
 from websonic.migration.mariadb.connect import (
     Connection,
     close,
@@ -20,13 +20,13 @@ from websonic.migration.mariadb.connect import (
     connection_failed,
     execute,
     failed,
-    rows,
     session,
 )
 from websonic.migration.mariadb.context import Migration, source_identity
+from websonic.migration.mariadb.cutover import read_only_sql
 from websonic.migration.mariadb.marker import marked_source, unmark
 from websonic.migration.mariadb.planning import Facts, build_plan
-from websonic.migration.mariadb.probe import has_privilege, probe
+from websonic.migration.mariadb.probe import probe
 from websonic.migration.mariadb.runs import run_offline, run_online
 from websonic.migration.mariadb.verify import Sides, verify
 from websonic.migration.plan import MigrateOptions, Plan, ServerInfo
@@ -34,9 +34,6 @@ from websonic.migration.report import VerifyReport
 from websonic.migration.urls import DatabaseUrl
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-USER_PRIVILEGES_SQL = (
-    "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s"
-)
 
 
 class MariadbEngine:
@@ -69,8 +66,6 @@ class MariadbEngine:
                     objects.count_objects(dst, target.database, catalog.MARKER),
                     marked_source(dst, target.database) == source_identity(src, source),
                     _free_bytes(target, target_info),
-                    _unstoppable(src, source.database, source_info) if options.mode == "online"
-                    else (),
                 )  # fmt: skip
         except pymysql.err.MySQLError as exc:
             raise failed(exc, "Reading the catalogs", source, target) from None
@@ -110,11 +105,10 @@ class MariadbEngine:
             with session(target) as conn:
                 online.remove_replication(conn, name)
                 unmark(conn, target.database)
-            frozen = checkpoint.get("frozen")
+            frozen = checkpoint.get("frozen")  # only a run of an older WebSonic (read_only)
             if frozen and not checkpoint.get("switched"):
                 with session(source) as conn:
-                    before = "1" if str(frozen.get("read_only")).upper() in ("1", "ON") else "0"
-                    execute(conn, f"SET GLOBAL read_only = {before}")
+                    execute(conn, read_only_sql(frozen))
         except ConnectionFailed:
             raise
         except pymysql.err.MySQLError as exc:
@@ -131,14 +125,3 @@ def _free_bytes(url: DatabaseUrl, info: ServerInfo) -> int | None:
     except OSError:
         return None
     return stats.f_bavail * stats.f_frsize
-
-
-def _unstoppable(conn: Connection, database: str, info: ServerInfo) -> list[str]:
-    """The database's accounts whose writes read_only does not stop."""
-    found = []
-    for user, host in grants.accounts(conn, database):
-        grantee = grants.account(user, host)
-        held = [str(r[0]) for r in rows(conn, USER_PRIVILEGES_SQL, (grantee,))]
-        if has_privilege(held, "READ ONLY ADMIN", info.version):
-            found.append(grants.account(user, host))
-    return found

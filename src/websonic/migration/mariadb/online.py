@@ -235,5 +235,9 @@ def ensure_replicating(m: Migration, name: str) -> None:
 
 def late_writes(what: list[str]) -> Difference:
     """Writes that reached the source after the freeze: they are not on the target."""
-    return Difference("write after the freeze", ", ".join(what[:10]), "written on the source "
-                      "by an account that read_only does not stop", None)  # fmt: skip
+    return Difference(
+        "write after the freeze",
+        ", ".join(what[:10]),
+        "written on the source after the switch (is an application instance still using it?)",
+        None,
+    )

@@ -37,7 +37,6 @@ class Facts:
     target_objects: int = 0  # tables, views, routines and events in the target database
     target_marked: bool = False  # the target holds an unfinished migration of ours
     target_free_bytes: int | None = None  # None: cannot tell (a remote server)
-    unstoppable_users: Sequence[str] = ()  # accounts of the database that read_only lets write
 
 
 def build_plan(facts: Facts, options: MigrateOptions) -> Plan:
@@ -199,36 +198,42 @@ def _online(facts: Facts) -> list[Blocker]:
             )
         )
     found += _online_privileges(facts)
-    found += [Blocker("read-only", f"{user} may write even when the source is read-only (READ "
-                      "ONLY ADMIN or ALL PRIVILEGES): its sessions are killed at the cutover, "
-                      "and a write it still makes there fails the run.", fatal=False)
-              for user in facts.unstoppable_users]  # fmt: skip
     return found
 
 
 SOURCE_NEEDS = {
     "REPLICATION SLAVE": "to let the target replicate from it",
     "BINLOG MONITOR": "to read the binary log position and events",
-    "READ ONLY ADMIN": "to make the source read-only at the cutover",
-    "CONNECTION ADMIN": "to end the application's sessions at the cutover",
+    "LOCK TABLES": "to freeze the database's tables at the cutover",
+    "PROCESS": "to see the sessions using the database at the cutover",
+    "CONNECTION ADMIN": "to end the sessions using the database at the cutover",
 }
 TARGET_NEEDS = {"REPLICATION SLAVE ADMIN": "to set up and stop replication on the target"}
+#: privileges that a grant on the database itself gives as well as a global one
+DATABASE_LEVEL = {"LOCK TABLES"}
 
 
 def _online_privileges(facts: Facts) -> list[Blocker]:
     found = []
     for side, info, needs in (("source", facts.source, SOURCE_NEEDS),
                               ("target", facts.target, TARGET_NEEDS)):  # fmt: skip
-        held = info.settings.get("privileges", "").split(",")
         for privilege, why in needs.items():
-            if privilege == "READ ONLY ADMIN" and has_privilege(held, "SUPER", info.version):
-                continue  # SUPER may set read_only (it is only no longer exempt from it)
-            if not has_privilege(held, privilege, info.version):
-                found.append(
-                    Blocker(
-                        "privileges",
-                        f"The {side} user lacks {privilege} ({why}).",
-                        f"GRANT {privilege} ON *.* TO the user.",
-                    )
-                )
+            if not _holds(info, privilege):
+                found.append(_missing(side, privilege, why, facts.source_database))
     return found
+
+
+def _holds(info: ServerInfo, privilege: str) -> bool:
+    held = info.settings.get("privileges", "").split(",")
+    if privilege in DATABASE_LEVEL:
+        held += info.settings.get("database_privileges", "").split(",")
+    return has_privilege(held, privilege, info.version)
+
+
+def _missing(side: str, privilege: str, why: str, database: str) -> Blocker:
+    where = f"`{database}`.*" if privilege in DATABASE_LEVEL else "*.*"
+    return Blocker(
+        "privileges",
+        f"The {side} user lacks {privilege} ({why}).",
+        f"GRANT {privilege} ON {where} TO the user.",
+    )

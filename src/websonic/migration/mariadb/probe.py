@@ -2,8 +2,9 @@
 
 ``ServerInfo.settings`` holds strings only (it is shown and stored as JSON): the variables that
 decide whether a migration can run, ``privileges`` (the user's global privileges, comma
-separated, as SHOW GRANTS lists them) and ``replicating`` (the replication connections the
-server already runs, comma separated).
+separated, as SHOW GRANTS lists them), ``database_privileges`` (those granted on the database
+itself) and ``replicating`` (the replication connections the server already runs, comma
+separated).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def probe(conn: Connection, database: str) -> ServerInfo:
     version, flavor = parse_version(version_text)
     settings = read_variables(conn)
     settings["flavor"] = flavor
-    settings["privileges"] = ",".join(sorted(global_privileges(grant_lines(conn))))
+    lines = grant_lines(conn)
+    settings["privileges"] = ",".join(sorted(global_privileges(lines)))
+    settings["database_privileges"] = ",".join(sorted(database_privileges(lines, database)))
     settings["replicating"] = ",".join(replication_connections(conn))
     size = int(value(conn, SIZE_SQL, (database,)) or 0)
     return ServerInfo("mariadb", version, version_text, size, settings)
@@ -60,6 +63,17 @@ def global_privileges(lines: Iterable[str]) -> set[str]:
             continue
         for privilege in match["privileges"].split(","):
             found.add(normalise(privilege))
+    return found
+
+
+def database_privileges(lines: Iterable[str], database: str) -> set[str]:
+    """The privileges granted ``ON `database`.*`` in SHOW GRANTS lines (pure)."""
+    names = {f"`{database}`.*", f"`{database.replace('_', chr(92) + '_')}`.*"}
+    found: set[str] = set()
+    for line in lines:
+        match = GRANT_LINE.match(line)
+        if match is not None and match["target"] in names:
+            found |= {normalise(p) for p in match["privileges"].split(",")}
     return found
 
 

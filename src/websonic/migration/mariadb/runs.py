@@ -1,8 +1,8 @@
 """A migration from start to end, offline or online, resumed from the run's checkpoint.
 
 Checkpoint phases: ``copy`` -> ``indexes`` -> ``objects`` (see ``bulk``), then offline
-``verify`` -> ``done``; online ``catch-up`` -> ``cutover`` (``frozen`` set while the source is
-read-only, ``switched`` once --on-switch ran) -> ``done``.
+``verify`` -> ``done``; online ``catch-up`` -> ``cutover`` (``switched`` once --on-switch ran)
+-> ``done``. The freeze is held by a session (table locks): no checkpoint has to undo it.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def run_online(m: Migration, runner: Runner) -> Outcome:
     name = online.connection_name(m.target.database)
     if m.checkpoint.get("switched"):
         return _finish(m, name, None, None)
-    cutover.unfreeze(m)  # a run killed in the window left the source frozen
+    cutover.restore_read_only(m)  # a run of an older WebSonic killed in its window
     if m.checkpoint.get("phase") not in ("catch-up", "cutover"):
         position = bulk_copy(m, with_events=False)
         with session(m.target) as target:
@@ -132,13 +132,13 @@ def _replicate_until(m: Migration, target: Connection, name: str, gtid: str) -> 
 def _window(m: Migration, name: str, runner: Runner, source: Connection,
             target: Connection) -> tuple[float, VerifyReport]:  # fmt: skip
     columns = cutover.auto_increment_columns(source, m.source.database)
-    users = cutover.application_users(source, m.source.database)
     jobs = max(1, m.options.jobs)
     checkers = [connect(m.source) for _ in range(jobs)] + [connect(m.target) for _ in range(jobs)]
     spare = {int(c.thread_id()) for c in checkers}
+    freezer = connect(m.source)
     frozen: cutover.Frozen | None = None
     try:
-        frozen = cutover.freeze(m, source, spare, users)
+        frozen = cutover.freeze(m, source, freezer, spare)
         deadline = frozen.started + m.options.cutover_timeout
         cutover.drain(m, frozen, target, name, deadline)
         cutover.check_no_ddl(m, source, frozen.position)
@@ -149,8 +149,10 @@ def _window(m: Migration, name: str, runner: Runner, source: Connection,
         cutover.switch(m, runner)
         downtime = time.monotonic() - frozen.started
         m.save(switched=True, downtime=round(downtime, 3), frozen_at=frozen.position.to_json())
+        cutover.release(m, source, frozen, spare)
     except BaseException:
-        _roll_back(m, source, target, name, frozen is not None)
+        cutover.unfreeze(freezer)
+        _roll_back(m, target, name)
         for conn in checkers:
             close(conn)
         raise
@@ -163,10 +165,9 @@ def _window(m: Migration, name: str, runner: Runner, source: Connection,
             close(conn)
 
 
-def _roll_back(m: Migration, source: Connection, target: Connection, name: str,
-               frozen: bool) -> None:  # fmt: skip
-    if frozen:
-        cutover.unfreeze(m, source)
+def _roll_back(m: Migration, target: Connection, name: str) -> None:
+    if m.checkpoint.get("switched"):
+        return  # the application moved: nothing to take back
     cutover.resume_replica(target, name)
     m.save(phase="catch-up")
 
@@ -193,6 +194,8 @@ def _finish(m: Migration, name: str, downtime: float | None,
     if downtime is None:
         downtime = m.checkpoint.get("downtime")
     m.save(phase="done")
-    m.run.log("The source is left read-only for a rollback; to undo: SET GLOBAL read_only = 0 "
-              "on the source (after pointing the application back at it).")  # fmt: skip
+    m.run.log(
+        f"The database {m.source.database!r} on the source takes writes again: nothing "
+        "may write there any more (the application now uses the target)."
+    )
     return Outcome(table_results(m), m.phases, downtime, report or VerifyReport())

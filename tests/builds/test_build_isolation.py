@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from builds.build_cleanup import no_build_container_left  # noqa: F401 (autouse)
+
 from conftest import Cli
 
 pytestmark = pytest.mark.containers
@@ -140,6 +142,8 @@ def test_finding3_run_steps_have_no_network_unless_the_manifest_asks(
     )
     err = cli.fails("build", "bob/site", code=9)  # the same step, now with a network interface
     assert "buildah could not build the image" in err
+    assert "set [build] network = true" not in err  # it is set
+    assert str(cli.home) not in Path("/proc/mounts").read_text()  # no working container left
     (source / "Containerfile").write_text(f"FROM {alice_built}\nRUN ls /sys/class/net\n")
     cli.run("build", "bob/site")
     assert sbom_network(cli, "bob/site") == "enabled"

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from builds.build_cleanup import no_build_container_left  # noqa: F401 (autouse)
+
 from conftest import EXAMPLES, Cli
 
 pytestmark = pytest.mark.containers
@@ -179,11 +181,12 @@ def test_a_broken_containerfile_fails_cleanly(cli: Cli, tmp_path: Path) -> None:
     assert cli.json("release", "list", "acme/own")["releases"] == []
     assert oci_index(cli) == index_before
     assert not list((cli.home / "work").iterdir())
+    assert str(cli.home) not in Path("/proc/mounts").read_text()  # no container left
 
 
 def test_a_killed_build_is_marked_failed_and_registers_nothing(cli: Cli, tmp_path: Path) -> None:
     cli.run("base", "build", "static")
-    source = containerfile_site(tmp_path, f"FROM {base_image(cli)}\nRUN sleep 120\n")
+    source = containerfile_site(tmp_path, f"FROM {base_image(cli)}\nRUN sleep 1187\n")
     cli.run("customer", "add", "acme")
     cli.run("site", "add", "acme/slow", "--source", str(source))
     proc = subprocess.Popen(
@@ -204,9 +207,13 @@ def test_a_killed_build_is_marked_failed_and_registers_nothing(cli: Cli, tmp_pat
     assert job["status"] == "failed" and "Interrupted" in job["error"]
     assert cli.json("release", "list", "acme/slow")["releases"] == []
     deadline = time.monotonic() + 30  # buildah got SIGTERM: it stops the step and cleans up
-    while subprocess.run(["pgrep", "-f", "sleep 120"], capture_output=True).returncode == 0:
+    while subprocess.run(["pgrep", "-f", "sleep 1187"], capture_output=True).returncode == 0:
         assert time.monotonic() < deadline, "the build's tools outlived the killed process"
         time.sleep(0.5)
+    # Its working container may be left in the site's store: the next build removes it.
+    (source / "Containerfile").write_text(f"FROM {base_image(cli)}\nRUN true\n")
+    cli.run("build", "acme/slow")
+    assert str(cli.home) not in Path("/proc/mounts").read_text()
 
 
 def release_record(cli: Cli, number: int) -> dict:

@@ -40,16 +40,20 @@ def site_env(platform: Platform, site_id: int) -> dict[str, str]:
 
 @contextmanager
 def site_build(platform: Platform, site_id: int) -> Iterator[dict[str, str]]:
-    """One build of the site at a time in its store; what an interrupted build left goes.
+    """One build of the site at a time in its store, which it leaves without containers.
 
-    A build killed with its worker can leave buildah's working container (an overlay mount) in
-    the store. While this lock is held no other build of the site runs, so any container in
-    the store is such a leftover and is removed."""
+    A failed build leaves buildah's working container (an overlay mount) in the store, and so
+    may a build killed with its worker. While this lock is held no other build of the site
+    runs, so any container in the store is such a leftover: removed before and after."""
     env = site_env(platform, site_id)
+    remove_all = Command.of("buildah", "rm", "--all").with_env(**env)
     with open(site_store(platform, site_id) / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        platform.runner.run(Command.of("buildah", "rm", "--all").with_env(**env), check=False)
-        yield env
+        platform.runner.run(remove_all, check=False)
+        try:
+            yield env
+        finally:
+            platform.runner.run(remove_all, check=False)
 
 
 def shared_store(runner: Runner) -> tuple[Path, str]:

@@ -87,16 +87,56 @@ def test_unreachable_port_is_a_clear_error(acme: Cli) -> None:
     assert acme.json("host", "list", "acme")["hosts"] == []
 
 
-def test_changed_host_key_is_refused_until_trusted(acme: Cli, test_host: TestHost) -> None:
-    old = _add(acme, test_host)["fingerprint"]
+def _server_fingerprint(host: TestHost) -> str:
+    return host.exec("ssh-keygen", "-lf", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1]
+
+
+WRONG = "SHA256:" + "A" * 43
+
+
+def test_finding9_add_pins_only_the_expected_fingerprint(acme: Cli, test_host: TestHost) -> None:
+    """--fingerprint: a server showing another key is refused with both fingerprints and
+    nothing stored; the right one (read on the server) is pinned."""
+    base = (
+        "host",
+        "add",
+        "acme/web1",
+        "--ssh",
+        test_host.ssh_target(),
+        "--key",
+        str(test_host.key_path),
+    )
+    real = _server_fingerprint(test_host)
+    err = acme.fails(*base, "--fingerprint", WRONG, code=13)
+    assert WRONG in err and real in err and "nothing was stored" in err
+    assert acme.json("host", "list", "acme")["hosts"] == []
+    assert "Invalid fingerprint" in acme.fails(*base, "--fingerprint", "MD5:aa:bb", code=2)
+    added = acme.json(*base, "--fingerprint", real)
+    assert added["fingerprint"].split()[0] == real
+
+
+def test_finding9_trust_shows_old_and_new_fingerprints_before_replacing(
+    acme: Cli, test_host: TestHost
+) -> None:
+    old = _add(acme, test_host)["fingerprint"].split()[0]
     test_host.exec("sh", "-c", "rm /etc/ssh/ssh_host_*; ssh-keygen -A; systemctl restart ssh")
     err = acme.fails("host", "check", "acme/web1", "--site", "acme/brochure", code=13)
-    new = test_host.exec("ssh-keygen", "-lf", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1]
+    new = _server_fingerprint(test_host)
     assert "CHANGED" in err
-    assert old.split()[0] in err and new in err
+    assert old in err and new in err
     assert "websonic host trust acme/web1" in err
-    trusted = acme.json("host", "trust", "acme/web1")
-    assert trusted["fingerprint"].split()[0] == new
+
+    unconfirmed = acme.fails("host", "trust", "acme/web1", code=2)  # no terminal to confirm at
+    assert f"pinned host key {old}" in unconfirmed and f"server now shows {new}" in unconfirmed
+    assert f"--fingerprint {new}" in unconfirmed
+    wrong = acme.fails("host", "trust", "acme/web1", "--fingerprint", WRONG, code=13)
+    assert new in wrong and WRONG in wrong
+    acme.fails("host", "check", "acme/web1", "--site", "acme/brochure", code=13)  # still pinned
+
+    trusted = acme.run("host", "trust", "acme/web1", "--fingerprint", new, "--json")
+    assert old in trusted.stderr and new in trusted.stderr  # shown before the replacement
+    data = json.loads(trusted.stdout)
+    assert data["old_fingerprint"].split()[0] == old and data["fingerprint"].split()[0] == new
     acme.run("host", "check", "acme/web1", "--site", "acme/brochure")
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import typer
 
 from websonic.cli.context import CliContext, JsonOption, get
-from websonic.cli.output import console, emit_json, table
+from websonic.cli.output import console, emit_json, errors, table
+from websonic.core.errors import InvalidInput
 from websonic.hosting import hosts, preflight, spec
 from websonic.hosting.models import Host
 
@@ -40,13 +41,27 @@ def add(
     ref: str = typer.Argument(..., metavar="CUSTOMER/NAME"),
     ssh: str = typer.Option(..., "--ssh", metavar="USER@HOST[:PORT]", help="How to log in."),
     key: Path = typer.Option(None, "--key", help="Private key file (default: ssh's own)."),
+    fingerprint: str = typer.Option(
+        None,
+        "--fingerprint",
+        metavar="SHA256:…",
+        help="The host key's fingerprint read on the server itself: anything else is refused.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Add a server: its host key is pinned on first contact and the login proven."""
+    """Add a server: its host key is pinned (checked against --fingerprint when given, else
+    trusted on first contact) and the login proven."""
     cli = get(ctx)
     with cli.platform.transaction() as session:
         host = hosts.add_host(
-            session, cli.platform.runner, ssh_dir(cli), ref, ssh, key_path=key, actor=cli.actor
+            session,
+            cli.platform.runner,
+            ssh_dir(cli),
+            ref,
+            ssh,
+            key_path=key,
+            actor=cli.actor,
+            expected=fingerprint,
         )
         data = host_data(host)
         data["fingerprint"] = hosts.fingerprint(cli.platform.runner, host.host_key or "")
@@ -96,18 +111,52 @@ def show(
 def trust(
     ctx: typer.Context,
     ref: str = typer.Argument(..., metavar="CUSTOMER/NAME"),
+    fingerprint: str = typer.Option(
+        None,
+        "--fingerprint",
+        metavar="SHA256:…",
+        help="The new key's fingerprint, read on the server itself (else asked to confirm).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Re-pin a server's host key (after checking its fingerprint on the server itself)."""
+    """Re-pin a server's host key: the old and the new fingerprint are shown first, and the new
+    one must be confirmed (--fingerprint, or a yes at the prompt)."""
     cli = get(ctx)
+    with cli.platform.sessions() as session:
+        old, new = hosts.key_change(session, cli.platform.runner, ref)
+    errors.print(
+        f"{ref}: pinned host key {old}\n{ref}: the server now shows {new}",
+        highlight=False,
+        markup=False,
+    )
+    expected = fingerprint or _confirmed(ref, new)
     with cli.platform.transaction() as session:
-        host = hosts.trust_host(session, cli.platform.runner, ssh_dir(cli), ref, actor=cli.actor)
+        host, old = hosts.trust_host(
+            session, cli.platform.runner, ssh_dir(cli), ref, expected=expected, actor=cli.actor
+        )
         data = host_data(host)
+        data["old_fingerprint"] = old
         data["fingerprint"] = hosts.fingerprint(cli.platform.runner, host.host_key or "")
     if as_json:
         emit_json(data)
         return
-    console.print(f"Host key of {data['host']} pinned: {data['fingerprint']}", highlight=False)
+    console.print(
+        f"Host key of {data['host']} replaced: {old} -> {data['fingerprint']}", highlight=False
+    )
+
+
+def _confirmed(ref: str, new: str) -> str:
+    """The fingerprint shown, once the user said yes (at a terminal); refused otherwise."""
+    if not sys.stdin.isatty():
+        raise InvalidInput(
+            f"Not replacing the pinned host key of {ref} without a confirmation.",
+            hint=f"Check the new fingerprint on the server itself (ssh-keygen -lf "
+            f"/etc/ssh/ssh_host_ed25519_key.pub), then: websonic host trust {ref} "
+            f"--fingerprint {new.split()[0]}",
+        )
+    if not typer.confirm("Does the server itself show this new fingerprint? Replace the key?"):
+        raise InvalidInput(f"The pinned host key of {ref} was kept.")
+    return new
 
 
 @app.command("check")

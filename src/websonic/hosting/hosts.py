@@ -1,5 +1,7 @@
-"""Customer servers: adding one (its host key pinned on first contact), finding, re-trusting,
-and the one way to run a command on it over SSH with the pinned key checked strictly.
+"""Customer servers: adding one (its host key pinned on first contact, or only if it has the
+fingerprint the agency read on the server itself), finding, re-trusting (the new key's
+fingerprint confirmed), and the one way to run a command on it over SSH with the pinned key
+checked strictly.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$", re.IGNORECASE)
 LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){LABEL}(?:\.{LABEL})*$", re.IGNORECASE)
 TCP_TIMEOUT = 10.0
+FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,17 @@ def check_key_file(path: Path) -> Path:
             hint="Give the private half (e.g. ~/.ssh/id_ed25519), not the .pub file.",
         )
     return path
+
+
+def check_fingerprint(text: str) -> str:
+    """``SHA256:…`` as ssh-keygen -l prints it (a trailing ``(ED25519)`` or ``=`` allowed)."""
+    value = text.strip().split()[0] if text.strip() else ""
+    if not FINGERPRINT.match(value):
+        raise InvalidInput(
+            f"Invalid fingerprint {text!r}: expected SHA256:… (43 base64 characters).",
+            hint="Read it on the server itself: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub",
+        )
+    return value.rstrip("=")
 
 
 # --- connecting ---------------------------------------------------------------------------
@@ -237,19 +251,36 @@ def fingerprint(runner: Runner, key: str) -> str:
     return ssh.parse_fingerprint(runner.run(ssh.fingerprint(key)).stdout)
 
 
-def _first_contact(runner: Runner, host: Host, ssh_dir: Path) -> str:
-    """Scan and pin the host key, then prove a login works with it; returns the key."""
+def _first_contact(runner: Runner, host: Host, ssh_dir: Path, expected: str | None) -> str:
+    """Scan and pin the host key (the one with the ``expected`` fingerprint, if given), then
+    prove a login works with it; returns the key."""
     probe_tcp(host.address, host.port)
-    key = ssh.preferred_key(scan(runner, host.address, host.port))
-    if key is None:
+    keys = scan(runner, host.address, host.port)
+    if not keys:
         raise ConnectionFailed(
             f"{host.address}:{host.port} did not show an SSH host key (is it an SSH server?)."
         )
+    key = keys[0] if expected is None else _key_with(runner, host, keys, expected)
     host.host_key = key
     result = run_remote(runner, host, ssh_dir, ["true"], timeout=60)
     if not result.ok:
         raise ConnectionFailed(f"Logged in, but `true` failed (exit {result.returncode}).")
     return key
+
+
+def _key_with(runner: Runner, host: Host, keys: list[str], expected: str) -> str:
+    """The key whose fingerprint is ``expected``; refused (both shown) if the server has none."""
+    shown = {fingerprint(runner, key): key for key in keys}
+    for printed, key in shown.items():
+        if printed.split()[0].rstrip("=") == expected:
+            return key
+    raise HostKeyChanged(
+        f"{host.address}:{host.port} shows the host key {' / '.join(shown)}, not the expected "
+        f"{expected}. Refusing to pin it (this may be an attack, or the fingerprint is wrong); "
+        "nothing was stored.",
+        hint="Read the fingerprint again on the server itself: "
+        "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub",
+    )
 
 
 # --- services -----------------------------------------------------------------------------
@@ -264,10 +295,13 @@ def add_host(
     *,
     key_path: Path | None,
     actor: str,
+    expected: str | None = None,
 ) -> Host:
-    """Register CUSTOMER/NAME: pin its host key and prove the login; nothing kept on failure."""
+    """Register CUSTOMER/NAME: pin its host key (only one with the ``expected`` fingerprint,
+    if given) and prove the login; nothing kept on failure."""
     host_ref = parse_host_ref(ref)
     where = parse_ssh_address(ssh_text)
+    expected = check_fingerprint(expected) if expected is not None else None
     key = check_key_file(key_path) if key_path is not None else None
     customer = get_customer(session, host_ref.customer)
     if _find(session, customer, host_ref.name):
@@ -282,20 +316,36 @@ def add_host(
         facts={},
     )
     host.customer = customer
-    _first_contact(runner, host, ssh_dir)
+    _first_contact(runner, host, ssh_dir, expected)
     session.add(host)
     session.flush()
     detail = {"ssh": f"{where.user}@{where.address}:{where.port}"}
     detail["fingerprint"] = fingerprint(runner, host.host_key or "")
+    detail["checked"] = "against --fingerprint" if expected else "trusted on first use"
     record(session, actor, "host.add", customer_id=customer.id, target=str(host_ref), detail=detail)
     return host
 
 
-def trust_host(session: Session, runner: Runner, ssh_dir: Path, ref: str, *, actor: str) -> Host:
-    """Re-scan the server's host key and pin it in place of the old one (audited)."""
+def key_change(session: Session, runner: Runner, ref: str) -> tuple[str, str]:
+    """The pinned key's fingerprint and the one the server shows now (to confirm a trust)."""
+    host = get_host(session, ref)
+    probe_tcp(host.address, host.port)
+    keys = scan(runner, host.address, host.port)
+    return fingerprint(runner, host.host_key or ""), (
+        fingerprint(runner, keys[0]) if keys else "(no key shown)"
+    )
+
+
+def trust_host(
+    session: Session, runner: Runner, ssh_dir: Path, ref: str, *, expected: str, actor: str
+) -> tuple[Host, str]:
+    """Pin the server's key in place of the old one, only if its fingerprint is ``expected``
+    (read on the server, or confirmed by the user); audited. Returns the host and the old
+    fingerprint."""
+    expected = check_fingerprint(expected)
     host = get_host(session, ref)
     old = fingerprint(runner, host.host_key or "")
-    _first_contact(runner, host, ssh_dir)
+    _first_contact(runner, host, ssh_dir, expected)
     new = fingerprint(runner, host.host_key or "")
     record(
         session,
@@ -305,7 +355,7 @@ def trust_host(session: Session, runner: Runner, ssh_dir: Path, ref: str, *, act
         target=ref,
         detail={"old_fingerprint": old, "new_fingerprint": new},
     )
-    return host
+    return host, old
 
 
 def get_host(session: Session, ref: str) -> Host:

@@ -174,6 +174,8 @@ def test_a_broken_containerfile_fails_cleanly(cli: Cli, tmp_path: Path) -> None:
     index_before = oci_index(cli)
     err = cli.fails("build", "acme/own", code=9)
     assert "buildah could not build the image" in err and "websonic job log" in err
+    said = " ".join(err.split())  # the message may be wrapped
+    assert "RUN steps have no network" in said and "build.network = true" in said
     job = cli.json("job", "list")["jobs"][0]
     assert job["status"] == "failed"
     log = cli.run("job", "log", str(job["id"]), check=False).stdout

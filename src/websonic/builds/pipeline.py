@@ -97,8 +97,8 @@ def build_release(
             )  # fmt: skip
     except ToolFailed as exc:
         raise BuildFailed(
-            f"The build of {build.repository} failed: {exc.message}",
-            hint=_tail(exc.stderr) + _network_hint(manifest),
+            f"The build of {build.repository} failed: {exc.message}{_network_note(manifest)}",
+            hint=_tail(exc.stderr),
         ) from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -108,12 +108,12 @@ def _tail(text: str, lines: int = 12) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _network_hint(manifest: Manifest | None) -> str:
+def _network_note(manifest: Manifest | None) -> str:
     if manifest is None or manifest.build.network:
         return ""
     return (
-        "\nRUN steps have no network: if one downloads (pip, npm, composer, curl), "
-        "set [build] network = true in websonic.toml."
+        " (RUN steps have no network: if one downloads, with pip, npm, composer or curl, "
+        "set build.network = true in websonic.toml)"
     )
 
 

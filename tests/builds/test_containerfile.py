@@ -70,6 +70,8 @@ def test_finding3_another_customers_image_is_refused(text: str) -> None:
         (f"FROM {BASE}\nFRUM x\n", "not a Containerfile instruction"),
         ("# nothing\n", "no FROM"),
         (f"# escape=x\nFROM {BASE}\n", "escape character"),
+        (f"# syntax=x\n# escape=`\nFROM {BASE}\n", "on the first line"),  # newer parsers only
+        (f"# escape=`\n# escape=\\\nFROM {BASE}\n", "only one escape"),
     ],
 )
 def test_containerfile_refusals_say_why(text: str, why: str) -> None:
@@ -98,6 +100,15 @@ def test_containerfile_refusals_say_why(text: str, why: str) -> None:
 def test_stages_bases_by_digest_and_own_images_are_allowed(text: str) -> None:
     cf.check(text, POLICY)
     cf.check(pin_epoch(text, 42), POLICY)
+
+
+def test_finding3_a_from_hidden_by_an_escape_buildah_ignores_is_refused() -> None:
+    """buildah 1.28 reads `# escape=` only first: after `# syntax=` it continues lines with
+    a backslash, so `FROM alice` below is an instruction for it, whatever a newer parser says."""
+    text = f"# syntax=x\n# escape=`\nFROM {BASE}\nRUN echo `\nFROM {ALICE}\n"
+    assert "escape directive on the first line" in refused(text)
+    later = f"# note=x\n# escape=`\nFROM {BASE}\nRUN echo `\nFROM {ALICE}\n"
+    assert "alice" in refused(later)  # an unknown directive ends them for both: `\` continues
 
 
 def test_logical_lines_are_joined_as_buildah_joins_them() -> None:

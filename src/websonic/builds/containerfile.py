@@ -30,6 +30,7 @@ DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 DIRECTIVE = re.compile(r"^#\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(.*?)\s*$")
+ESCAPE = re.compile(r"^#[ \t]*escape[ \t]*=[ \t]*(.*?)\s*$", re.IGNORECASE)
 VARIABLE = re.compile(
     r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:[-+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))"
 )
@@ -116,16 +117,37 @@ def instructions(text: str) -> list[Instruction]:
 
 
 def _directives(lines: list[str]) -> tuple[str, int]:
-    escape = "\\"
+    """The escape character, and the line where parser directives end.
+
+    buildah 1.28 (imagebuilder's parser) honours ``# escape=`` only in the first lines, before
+    any other; newer parsers also after other directives (``# syntax=``). A file where the two
+    would differ is refused: a line continued for one and not for the other would hide an
+    instruction from this check."""
+    ours, end = _leading_escape(lines, others_allowed=False)
+    newer, _end = _leading_escape(lines, others_allowed=True)
+    if ours != newer:
+        raise _refused(1, "put the escape directive on the first line, before any comment")
+    return ours, end
+
+
+def _leading_escape(lines: list[str], *, others_allowed: bool) -> tuple[str, int]:
+    escape, seen = "\\", False
     for index, line in enumerate(lines):
-        match = DIRECTIVE.match(line.strip())
-        if not match:
+        match = ESCAPE.match(line.strip())
+        if match and seen:
+            raise _refused(index + 1, "only one escape directive may be given")
+        if match:
+            if match.group(1) not in ("\\", "`"):
+                raise _refused(index + 1, f"escape character {match.group(1)!r} is not \\ or `")
+            escape, seen = match.group(1), True
+        elif not (others_allowed and _known_directive(line.strip())):
             return escape, index
-        if match.group(1).lower() == "escape":
-            if match.group(2) not in ("\\", "`"):
-                raise _refused(index + 1, f"escape character {match.group(2)!r} is not \\ or `")
-            escape = match.group(2)
     return escape, len(lines)
+
+
+def _known_directive(line: str) -> bool:
+    match = DIRECTIVE.match(line)
+    return bool(match) and match.group(1).lower() in ("syntax", "check")
 
 
 def _instruction(line: int, text: str) -> Instruction:

@@ -147,7 +147,7 @@ def _leading_escape(lines: list[str], *, others_allowed: bool) -> tuple[str, int
 
 def _known_directive(line: str) -> bool:
     match = DIRECTIVE.match(line)
-    return bool(match) and match.group(1).lower() in ("syntax", "check")
+    return match is not None and match.group(1).lower() in ("syntax", "check")
 
 
 def _instruction(line: int, text: str) -> Instruction:

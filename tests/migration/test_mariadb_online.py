@@ -8,6 +8,7 @@ import json
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mariadb_bed import (
@@ -19,6 +20,7 @@ from mariadb_bed import (
     load_fixture,
     read_only,
     replication,
+    saved,
     wait_for,
 )
 
@@ -78,7 +80,9 @@ CREATE TABLE other.ledger (id BIGINT NOT NULL PRIMARY KEY, note VARCHAR(60) NOT 
 CREATE TABLE other.seen (note VARCHAR(60) NOT NULL);
 CREATE USER 'other_app'@'%' IDENTIFIED BY 'other-secret-1';
 GRANT SELECT, INSERT ON other.* TO 'other_app'@'%';
+GRANT INSERT ON other.seen TO 'shop_app'@'%';
 """
+REOPEN = "GRANT INSERT, UPDATE, DELETE ON `shop`.* TO 'shop_app'@'%'"
 
 
 def window_probe(server: DatabaseServer, folder: Path, switch_file: Path) -> str:
@@ -116,6 +120,8 @@ def test_finding8_the_cutover_freezes_only_the_migrated_database(
     other.start()
     wait_for(lambda: len(writer.acked) > 50 and len(other.acked) > 50, what="writes")
 
+    report_grants = maria_source.execute("SHOW GRANTS FOR 'shop_report'@'localhost'")
+    stray = app_session(maria_source, "shop")  # a second instance never repointed: it stays
     on_switch = window_probe(maria_source, tmp_path / "probe", switch_file)
     report = json.loads(
         cli.run(
@@ -148,6 +154,70 @@ def test_finding8_the_cutover_freezes_only_the_migrated_database(
     assert other.errors == []  # not one write of the other application failed, nor was killed
     stored = maria_source.execute("SELECT id FROM other.ledger ORDER BY id")
     assert [r[0] for r in stored] == [ident for ident, _at, _where in other.acked]
+    assert_closed_after_the_switch(maria_source, stray, report, cli)
+    assert maria_source.execute("SHOW GRANTS FOR 'shop_report'@'localhost'") == report_grants
+
+
+def app_session(server: DatabaseServer, database: str) -> Any:
+    import pymysql
+
+    conn = pymysql.connect(host=server.host, port=server.port, user=APP_USER,
+                           password=APP_PASSWORD, database=database, autocommit=True)  # fmt: skip
+    conn.cursor().execute("SELECT 1")
+    return conn
+
+
+def insert_error(conn: Any, sql: str) -> int | None:
+    """The error code of ``sql`` on ``conn`` (None: it wrote)."""
+    import pymysql
+
+    try:
+        conn.cursor().execute(sql)
+    except pymysql.err.MySQLError as exc:
+        return int(exc.args[0])
+    return None
+
+
+def assert_closed_after_the_switch(
+    server: DatabaseServer, stray: Any, report: dict[str, Any], cli: Cli
+) -> None:
+    """Finding 8's follow-up: the migrated database on the source stays closed to the
+    application's writes after the switch (like PostgreSQL's read-only database), its account
+    still writes to another database there, and the report gives the GRANT that reopens it."""
+    fresh = app_session(server, "shop")
+    assert insert_error(fresh, "INSERT INTO ledger VALUES (-2, 'after the switch')") == 1142
+    # the session opened before keeps its USE's database privileges: it was ended (2006/2013)
+    assert insert_error(stray, "INSERT INTO ledger VALUES (-3, 'stray')") in (1927, 2006, 2013)
+    assert server.execute("SELECT id FROM shop.ledger WHERE id < 0") == []
+    elsewhere = app_session(server, "other")
+    assert insert_error(elsewhere, "INSERT INTO seen VALUES ('shop_app elsewhere')") is None
+    assert f"{REOPEN};" in report["notes"]
+    assert saved(cli, "report")["notes"] == report["notes"]  # kept with the run
+    (warning,) = [b for b in report["plan"]["blockers"] if b["code"] == "open-writers"]
+    assert "'root'@'localhost'" in warning["message"] and not warning["fatal"]
+    server.execute(REOPEN)  # what the report says reopens it
+    assert insert_error(app_session(server, "shop"), "INSERT INTO ledger VALUES (-4, 'x')") is None
+
+
+def test_finding8_a_failed_switch_and_abandon_revoke_and_grant_nothing(
+    cli: Cli, maria_source: DatabaseServer, maria_target: DatabaseServer, tmp_path: Path
+) -> None:
+    """The database is closed only after a switch: a switch that fails leaves every grant as it
+    was (the application keeps its source), and abandoning the run grants nothing either."""
+    source = load_fixture(maria_source, extra=LEDGER)
+    target = maria_target.create_database("shop")
+    before = maria_source.execute("SHOW GRANTS FOR 'shop_app'@'%'")
+    args = ["db", "migrate", "--from", source, "--to", target, "--mode", "online"]
+    err = cli.fails(*args, "--on-switch", "exit 3", code=15)
+    assert "--on-switch failed (exit 3)" in err
+    assert maria_source.execute("SHOW GRANTS FOR 'shop_app'@'%'") == before
+    assert "closed" not in checkpoint(cli)
+    app = app_session(maria_source, "shop")  # the application still writes to its source
+    assert insert_error(app, "INSERT INTO ledger VALUES (1, 'a')") is None
+
+    run_id = cli.json("db", "runs")["runs"][0]["id"]
+    cli.run("db", "abandon", str(run_id), "--from", source, "--to", target)
+    assert maria_source.execute("SHOW GRANTS FOR 'shop_app'@'%'") == before
 
 
 def test_killed_during_change_capture_replication_goes_on_and_the_rerun_finishes(

@@ -9,6 +9,7 @@ from websonic.core.errors import MigrationFailed
 from websonic.migration.mariadb import (
     binlog,
     chunks,
+    closing,
     cutover,
     grants,
     inventory,
@@ -329,6 +330,71 @@ def test_finding8_the_plan_names_the_privileges_of_a_database_freeze() -> None:
     assert database_privileges(lines, "other") == set()
     assert cutover.lock_tables_sql("shop", ["a", "b`c"]) == (
         "LOCK TABLES `shop`.`a` READ, `shop`.`b``c` READ"
+    )
+
+
+def test_finding8_after_the_switch_the_source_database_is_closed_to_writes() -> None:
+    """The switch revokes the accounts' write privileges on the database, its tables and columns
+    (each written as the GRANT that undoes it), so the report can say how to reopen it; reads
+    are not revoked, and a role is named without a host."""
+    rows = [
+        ("'shop_app'@'%'", "`shop`.*", "DELETE"),
+        ("'shop_app'@'%'", "`shop`.*", "INSERT"),
+        ("'o'k'@'10.0.0.%'", "`shop`.`t`", "UPDATE (`a`, `id`)"),
+        ("'writer'@''", "`shop`.*", "INSERT"),
+    ]
+    found = closing.group(rows)
+    assert [(g.revoke_sql(), g.grant_sql()) for g in found] == [
+        (
+            "REVOKE UPDATE (`a`, `id`) ON `shop`.`t` FROM 'o''k'@'10.0.0.%'",
+            "GRANT UPDATE (`a`, `id`) ON `shop`.`t` TO 'o''k'@'10.0.0.%'",
+        ),
+        (
+            "REVOKE INSERT, DELETE ON `shop`.* FROM 'shop_app'@'%'",
+            "GRANT INSERT, DELETE ON `shop`.* TO 'shop_app'@'%'",
+        ),
+        ("REVOKE INSERT ON `shop`.* FROM 'writer'", "GRANT INSERT ON `shop`.* TO 'writer'"),
+    ]
+    assert closing.users(found) == {"o'k", "shop_app", "writer"}
+    assert closing.privilege_names(found) == ["INSERT", "UPDATE", "DELETE"]
+    assert "SELECT" not in closing.WRITES and "EXECUTE" not in closing.WRITES
+    assert closing.exact_names("my_db") == {"my_db", "my\\_db"}
+    notes = closing.reopen_notes("shop", [found[1].grant_sql()], ["'root'@'localhost'"])
+    assert notes[1] == "GRANT INSERT, DELETE ON `shop`.* TO 'shop_app'@'%';"
+    assert "'root'@'localhost'" in notes[2]
+    assert "nothing on the source was closed" in closing.reopen_notes("shop", [], [])[0]
+
+
+def test_finding8_the_plan_names_what_the_switch_cannot_close_and_what_closing_needs() -> None:
+    """Accounts writing through *.* (or a pattern) cannot be closed for one database: a warning
+    names them. Revoking needs GRANT OPTION and the revoked privileges (global or on the
+    database): without them the run would fail after the switch, so the plan refuses it."""
+    needs = "RELOAD,REPLICATION SLAVE,BINLOG MONITOR,PROCESS,CONNECTION ADMIN,LOCK TABLES"
+    writes = ("INSERT", "UPDATE", "DELETE")
+    lines = ["GRANT SELECT, INSERT, UPDATE, DELETE ON `shop`.* TO `m`@`%` WITH GRANT OPTION"]
+    on_database = ",".join(database_privileges(lines, "shop"))
+    able = server(**ONLINE_SOURCE | {"privileges": needs, "database_privileges": on_database})
+    assert "GRANT OPTION" in on_database
+    assert plan_for("online", source=able, closing=writes) == []
+    unable = server(**ONLINE_SOURCE | {"privileges": needs})
+    given = Facts(unable, server(server_id="2"), "shop", "shop", [table()], closing=writes)
+    blockers = build_plan(given, MigrateOptions(mode="online")).blockers
+    assert [(b.code, b.message, b.hint) for b in blockers] == [
+        (
+            "privileges",
+            "The source user lacks GRANT OPTION, INSERT, UPDATE, DELETE on 'shop' (to revoke the "
+            "application's write privileges there after the switch).",
+            "GRANT INSERT, UPDATE, DELETE ON `shop`.* TO the user WITH GRANT OPTION.",
+        )
+    ]
+    writers = ["'admin'@'%'", "'root'@'localhost'"]
+    given = Facts(able, server(server_id="2"), "shop", "shop", [table()], open_writers=writers)
+    (warning,) = build_plan(given, MigrateOptions(mode="online")).blockers
+    assert (warning.code, warning.fatal) == ("open-writers", False)
+    assert "'admin'@'%', 'root'@'localhost'" in warning.message
+    assert build_plan(given, MigrateOptions()).blockers == []  # offline closes nothing
+    assert "GRANT OPTION" in global_privileges(
+        ["GRANT ALL PRIVILEGES ON *.* TO `root`@`%` WITH GRANT OPTION"]
     )
 
 

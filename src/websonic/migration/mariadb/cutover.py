@@ -24,16 +24,19 @@ In the window (the write downtime):
 6. ``--on-switch`` runs (through the runner, ``sh -c``). Downtime = freeze -> on_switch done.
 
 Any failure before the switch releases the locks and resumes replication: the application keeps
-its source, the run can be retried. After the switch the writes still waiting on the locks (sent
-before the application moved) are ended by killing the sessions using the database, then the
-locks are released; ``RESET SLAVE ALL``, a check that nothing was written to the database on the
-source after F (an application instance still writing there) and the full verification of the
-target as it was at F against the source's snapshot at F.
+its source, nothing was revoked, the run can be retried. After the switch, while the locks still
+hold, the database is closed to the application's writes (``closing``: its accounts' write
+privileges on it revoked, recorded as the GRANTs that undo it), the sessions using it are killed
+(they keep the database privileges of their ``USE``, and their writes waiting on the locks were
+sent before the application moved), then the locks are released; ``RESET SLAVE ALL``, a check
+that nothing was written to the database on the source after F (an account the revoke cannot
+stop) and the full verification of the target as it was at F against the source's snapshot at F.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from contextlib import suppress
@@ -44,7 +47,7 @@ import pymysql
 
 from websonic.core.errors import MigrationFailed
 from websonic.core.runner import Command, Runner
-from websonic.migration.mariadb import binlog
+from websonic.migration.mariadb import binlog, closing
 from websonic.migration.mariadb.bulk import create_events
 from websonic.migration.mariadb.connect import Connection, close, execute, rows, session, value
 from websonic.migration.mariadb.context import Migration
@@ -54,6 +57,8 @@ from websonic.migration.mariadb.sql import ident, qualified, string_literal
 
 SKIP_COMMANDS = ("Binlog Dump", "Binlog Dump GTID", "Daemon", "Killed")
 SESSIONS_SQL = "SELECT ID, COMMAND FROM information_schema.PROCESSLIST WHERE DB = %s"
+WAITING_SQL = """SELECT ID, USER, INFO FROM information_schema.PROCESSLIST
+WHERE STATE LIKE 'Waiting for table%'"""
 BASE_TABLES_SQL = """SELECT TABLE_NAME FROM information_schema.TABLES
 WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME"""
 LOCK_WAIT_TIMEOUT = 1205
@@ -71,6 +76,7 @@ class Frozen:
     freezer: Connection
     started: float
     position: Position = field(default_factory=Position)
+    revoked: list[str] = field(default_factory=list)  # our REVOKEs after the switch
 
 
 def freeze(m: Migration, control: Connection, freezer: Connection, spare: set[int]) -> Frozen:
@@ -144,10 +150,43 @@ def kill_sessions(conn: Connection, database: str, spare: set[int]) -> list[int]
 
 
 def release(m: Migration, control: Connection, frozen: Frozen, spare: set[int]) -> None:
-    """After the switch: the writes still waiting on the locks ended, then the locks released."""
+    """After the switch: the database closed to the application's writes and the writes still
+    waiting on the locks ended — both while the locks hold —, then the locks released."""
     ours = {int(control.thread_id()), int(frozen.freezer.thread_id())}
-    kill_sessions(control, m.source.database, spare | ours)
+    frozen.revoked = close_database(m, control, spare | ours)
     unfreeze(frozen.freezer)
+
+
+def close_database(m: Migration, control: Connection, spare: set[int]) -> list[str]:
+    """Revoke the write privileges on the database (the GRANTs that undo it saved as
+    ``closed``), then end the sessions using it (they keep the database privileges of their
+    ``USE``) and the closed accounts' writes to it still waiting on a table lock."""
+    database = m.source.database
+    grants = closing.write_grants(control, database)
+    left_open = closing.open_writers(control, database)
+    done = list(m.checkpoint.get("closed") or [])
+    try:
+        revoked = closing.close(control, grants, done)
+    finally:
+        m.save(closed=done, left_open=left_open)
+    kill_sessions(control, database, spare)
+    kill_waiting_writes(control, database, closing.users(grants), spare)
+    return revoked
+
+
+def kill_waiting_writes(conn: Connection, database: str, users: set[str],
+                        spare: set[int]) -> list[int]:  # fmt: skip
+    """End the sessions of ``users`` (using another database) whose statement names
+    ``database`` and waits on a table lock: their privileges were checked before the revoke."""
+    names = re.compile(rf"(?<![\w$])`?{re.escape(database)}`?\s*\.", re.IGNORECASE)
+    killed = []
+    for ident_, user, info in rows(conn, WAITING_SQL):
+        if int(ident_) in spare or str(user) not in users or not names.search(str(info or "")):
+            continue
+        with suppress(pymysql.err.MySQLError):  # it may have ended by itself in between
+            execute(conn, f"KILL CONNECTION {int(ident_)}")
+            killed.append(int(ident_))
+    return killed
 
 
 def unfreeze(freezer: Connection) -> None:
@@ -227,13 +266,14 @@ def switch(m: Migration, runner: Runner) -> None:
                               + " / ".join(tail))  # fmt: skip
 
 
-def writes_after_freeze(m: Migration, source: Connection, frozen: Position) -> list[str]:
-    """What reached the database on the source after the freeze (after the switch: an
-    application instance still writing to the source)."""
-    found = binlog.changes(source, m.source.database, frozen, current_position(source))
+def writes_after_freeze(m: Migration, source: Connection, frozen: Frozen) -> list[str]:
+    """What reached the database on the source after the freeze (after the switch: an account
+    that closing the database cannot stop), our own REVOKEs left out."""
+    end = current_position(source)
+    found = binlog.changes(source, m.source.database, frozen.position, end)
     if found is None:
         return []
-    return sorted(found.tables) + found.statements
+    return sorted(found.tables) + [s for s in found.statements if s not in frozen.revoked]
 
 
 def stop_replica(target: Connection, name: str) -> None:

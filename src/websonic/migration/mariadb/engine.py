@@ -12,7 +12,7 @@ import pymysql
 from websonic.core.errors import ConnectionFailed, MigrationFailed, WebsonicError
 from websonic.core.runner import Runner
 from websonic.migration.engine import Outcome, ProgressSink, RunContext, Stopped
-from websonic.migration.mariadb import catalog, objects, online
+from websonic.migration.mariadb import catalog, closing, objects, online
 from websonic.migration.mariadb.connect import (
     Connection,
     close,
@@ -66,6 +66,7 @@ class MariadbEngine:
                     objects.count_objects(dst, target.database, catalog.MARKER),
                     marked_source(dst, target.database) == source_identity(src, source),
                     _free_bytes(target, target_info),
+                    **(_closing_facts(src, source.database) if options.mode == "online" else {}),
                 )  # fmt: skip
         except pymysql.err.MySQLError as exc:
             raise failed(exc, "Reading the catalogs", source, target) from None
@@ -113,6 +114,14 @@ class MariadbEngine:
             raise
         except pymysql.err.MySQLError as exc:
             raise MigrationFailed(f"Cleaning up failed: {exc}") from None
+
+
+def _closing_facts(conn: Connection, database: str) -> dict[str, list[str]]:
+    """What the switch will revoke on the source database, and who it cannot stop."""
+    return {
+        "closing": closing.privilege_names(closing.write_grants(conn, database)),
+        "open_writers": closing.open_writers(conn, database),
+    }
 
 
 def _free_bytes(url: DatabaseUrl, info: ServerInfo) -> int | None:

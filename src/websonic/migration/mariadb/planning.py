@@ -37,6 +37,8 @@ class Facts:
     target_objects: int = 0  # tables, views, routines and events in the target database
     target_marked: bool = False  # the target holds an unfinished migration of ours
     target_free_bytes: int | None = None  # None: cannot tell (a remote server)
+    closing: Sequence[str] = ()  # write privileges the switch revokes on the source database
+    open_writers: Sequence[str] = ()  # accounts whose writes there cannot be revoked per database
 
 
 def build_plan(facts: Facts, options: MigrateOptions) -> Plan:
@@ -198,7 +200,40 @@ def _online(facts: Facts) -> list[Blocker]:
             )
         )
     found += _online_privileges(facts)
+    return found + _closing(facts)
+
+
+def _closing(facts: Facts) -> list[Blocker]:
+    """After the switch the source database is closed to writes (``closing``): the source user
+    needs GRANT OPTION and the privileges it revokes; global writers are named (a warning)."""
+    found = []
+    database = facts.source_database
+    if facts.open_writers:
+        found.append(Blocker(
+            "open-writers", f"After the switch these accounts can still write to {database!r} "
+            f"on the source: {', '.join(facts.open_writers)} (write privileges on *.* or on a "
+            "database pattern cannot be revoked for one database).",
+            "Make sure nothing writes there with them after the switch, or narrow their grants; "
+            "a write there is reported until the run's verification ends.", fatal=False,
+        ))  # fmt: skip
+    missing = _cannot_close(facts.source, facts.closing)
+    if missing:
+        found.append(Blocker(
+            "privileges", f"The source user lacks {', '.join(missing)} on {database!r} (to "
+            "revoke the application's write privileges there after the switch).",
+            f"GRANT {', '.join(facts.closing)} ON `{database}`.* TO the user WITH GRANT OPTION.",
+        ))  # fmt: skip
     return found
+
+
+def _cannot_close(info: ServerInfo, closing: Sequence[str]) -> list[str]:
+    """What the source user lacks to REVOKE ``closing`` (globally or on the database)."""
+    if not closing:
+        return []
+    held = info.settings.get("privileges", "").split(",")
+    held += info.settings.get("database_privileges", "").split(",")
+    missing = [] if "GRANT OPTION" in held else ["GRANT OPTION"]
+    return missing + [p for p in closing if not has_privilege(held, p, info.version)]
 
 
 SOURCE_NEEDS = {

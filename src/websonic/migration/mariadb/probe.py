@@ -22,6 +22,7 @@ VARIABLES = ("log_bin", "binlog_format", "binlog_row_image", "server_id", "gtid_
 SIZE_SQL = """SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0)
 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"""
 GRANT_LINE = re.compile(r"^GRANT (?P<privileges>.+?) ON (?P<target>\S+) TO ", re.IGNORECASE)
+WITH_GRANT_OPTION = re.compile(r" WITH\b.* GRANT OPTION\b", re.IGNORECASE)
 #: Privileges that SUPER still implies on MariaDB 10.5 to 10.11 (READ ONLY ADMIN left SUPER in
 #: 10.11.0: since then SUPER users are stopped by read_only like everybody else).
 SUPER_IMPLIES = {"REPLICATION SLAVE ADMIN", "BINLOG MONITOR", "BINLOG ADMIN",
@@ -61,8 +62,7 @@ def global_privileges(lines: Iterable[str]) -> set[str]:
         match = GRANT_LINE.match(line)
         if match is None or match["target"] != "*.*":
             continue
-        for privilege in match["privileges"].split(","):
-            found.add(normalise(privilege))
+        found |= line_privileges(line, match["privileges"])
     return found
 
 
@@ -73,7 +73,15 @@ def database_privileges(lines: Iterable[str], database: str) -> set[str]:
     for line in lines:
         match = GRANT_LINE.match(line)
         if match is not None and match["target"] in names:
-            found |= {normalise(p) for p in match["privileges"].split(",")}
+            found |= line_privileges(line, match["privileges"])
+    return found
+
+
+def line_privileges(line: str, privileges: str) -> set[str]:
+    """The privileges of one GRANT line, ``GRANT OPTION`` included when it has it (pure)."""
+    found = {normalise(p) for p in privileges.split(",")}
+    if WITH_GRANT_OPTION.search(line):
+        found.add("GRANT OPTION")
     return found
 
 

@@ -393,6 +393,9 @@ def test_finding8_the_plan_names_what_the_switch_cannot_close_and_what_closing_n
     assert (warning.code, warning.fatal) == ("open-writers", False)
     assert "'admin'@'%', 'root'@'localhost'" in warning.message
     assert build_plan(given, MigrateOptions()).blockers == []  # offline closes nothing
+    blind = Facts(able, server(server_id="2"), "shop", "shop", [table()], hidden_grants=True)
+    (blocker,) = build_plan(blind, MigrateOptions(mode="online")).blockers
+    assert blocker.fatal and blocker.hint == "GRANT SELECT ON mysql.* TO the user."
     assert "GRANT OPTION" in global_privileges(
         ["GRANT ALL PRIVILEGES ON *.* TO `root`@`%` WITH GRANT OPTION"]
     )

@@ -23,6 +23,12 @@ from dataclasses import dataclass
 
 from websonic.migration.mariadb.connect import Connection, execute, rows, value
 from websonic.migration.mariadb.grants import account
+from websonic.migration.mariadb.probe import (
+    database_privileges,
+    global_privileges,
+    grant_lines,
+    has_privilege,
+)
 from websonic.migration.mariadb.sql import ident, qualified, string_literal
 
 #: the privileges that let an account change a database's data, schema or objects
@@ -134,6 +140,14 @@ def open_writers(conn: Connection, database: str) -> list[str]:
     }
     accounts = {account(*grantee_of(grantee)) for grantee in found}
     return sorted(accounts - {current_account(conn)})
+
+
+def sees_every_account(conn: Connection) -> bool:
+    """Whether information_schema shows the other accounts' privileges to this one (it shows
+    only its own without SELECT on the ``mysql`` database)."""
+    lines = grant_lines(conn)
+    held = global_privileges(lines) | database_privileges(lines, "mysql")
+    return has_privilege(held, "SELECT", (0,))
 
 
 def current_account(conn: Connection) -> str:

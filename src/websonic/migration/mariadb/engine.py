@@ -116,11 +116,12 @@ class MariadbEngine:
             raise MigrationFailed(f"Cleaning up failed: {exc}") from None
 
 
-def _closing_facts(conn: Connection, database: str) -> dict[str, list[str]]:
+def _closing_facts(conn: Connection, database: str) -> dict[str, Any]:
     """What the switch will revoke on the source database, and who it cannot stop."""
     return {
         "closing": closing.privilege_names(closing.write_grants(conn, database)),
         "open_writers": closing.open_writers(conn, database),
+        "hidden_grants": not closing.sees_every_account(conn),
     }
 
 

@@ -39,6 +39,7 @@ class Facts:
     target_free_bytes: int | None = None  # None: cannot tell (a remote server)
     closing: Sequence[str] = ()  # write privileges the switch revokes on the source database
     open_writers: Sequence[str] = ()  # accounts whose writes there cannot be revoked per database
+    hidden_grants: bool = False  # the source user cannot see the other accounts' privileges
 
 
 def build_plan(facts: Facts, options: MigrateOptions) -> Plan:
@@ -215,6 +216,12 @@ def _closing(facts: Facts) -> list[Blocker]:
             "database pattern cannot be revoked for one database).",
             "Make sure nothing writes there with them after the switch, or narrow their grants; "
             "a write there is reported until the run's verification ends.", fatal=False,
+        ))  # fmt: skip
+    if facts.hidden_grants:
+        found.append(Blocker(
+            "privileges", "The source user cannot see the other accounts' privileges (it lacks "
+            f"SELECT on the mysql database): the switch could not close {database!r} to the "
+            "application's writes.", "GRANT SELECT ON mysql.* TO the user.",
         ))  # fmt: skip
     missing = _cannot_close(facts.source, facts.closing)
     if missing:

@@ -20,7 +20,6 @@ from mariadb_bed import (
     load_fixture,
     read_only,
     replication,
-    saved,
     wait_for,
 )
 
@@ -192,7 +191,7 @@ def assert_closed_after_the_switch(
     elsewhere = app_session(server, "other")
     assert insert_error(elsewhere, "INSERT INTO seen VALUES ('shop_app elsewhere')") is None
     assert f"{REOPEN};" in report["notes"]
-    assert saved(cli, "report")["notes"] == report["notes"]  # kept with the run
+    assert cli.json("db", "runs")["runs"][0]["report"]["notes"] == report["notes"]  # kept
     (warning,) = [b for b in report["plan"]["blockers"] if b["code"] == "open-writers"]
     assert "'root'@'localhost'" in warning["message"] and not warning["fatal"]
     server.execute(REOPEN)  # what the report says reopens it

@@ -81,18 +81,12 @@ def background(cli: Cli, *args: str) -> subprocess.Popen[str]:
 
 def checkpoint(cli: Cli) -> dict[str, Any]:
     """The newest run's checkpoint as saved in the state database ({} before any)."""
-    return saved(cli, "checkpoint")
-
-
-def saved(cli: Cli, column: str) -> dict[str, Any]:
-    """The newest run's ``column`` (checkpoint or report) in the state database ({} if none)."""
-    assert column in ("checkpoint", "report")
     path = cli.home / "state.db"
     if not path.exists():
         return {}
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
         try:
-            row = conn.execute(f"SELECT {column} FROM migrations ORDER BY id DESC").fetchone()
+            row = conn.execute("SELECT checkpoint FROM migrations ORDER BY id DESC").fetchone()
         except sqlite3.OperationalError:
             return {}
     if not row or not row[0]:

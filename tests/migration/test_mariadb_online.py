@@ -86,7 +86,9 @@ REOPEN = "GRANT INSERT, UPDATE, DELETE ON `shop`.* TO 'shop_app'@'%'"
 
 def window_probe(server: DatabaseServer, folder: Path, switch_file: Path) -> str:
     """The --on-switch command: inside the window, write to the other database (must work), try
-    a write to the migrated one (must wait on its locks), read read_only; then switch."""
+    a write to the migrated one (must wait on its locks), leave one waiting from a session using
+    another database (its privileges already checked: the switch must end it), read read_only;
+    then switch."""
     client = f"mariadb -h127.0.0.1 -P{server.port}"
     folder.mkdir()
     script = folder / "switch.sh"
@@ -96,8 +98,12 @@ def window_probe(server: DatabaseServer, folder: Path, switch_file: Path) -> str
         " -e \"INSERT INTO seen VALUES ('written in the window')\"\n"
         f'{client} -u{APP_USER} -p{APP_PASSWORD} shop -e "SET SESSION lock_wait_timeout = 1;'
         f" INSERT INTO ledger VALUES (-1, 'in the window')\" 2> {folder}/shop.err || true\n"
+        f'setsid {client} -u{APP_USER} -p{APP_PASSWORD} other -e "SET SESSION lock_wait_timeout'
+        f" = 60; INSERT INTO shop.ledger VALUES (-5, 'waited from other')\""
+        f" < /dev/null > /dev/null 2> {folder}/cross.err &\n"
         f"{client} -u{server.user} -p{server.password} -N -e 'SELECT @@GLOBAL.read_only'"
         f" > {folder}/read_only\n"
+        "sleep 0.5\n"
         f"touch {switch_file}\n"
     )
     return f"sh {script}"
@@ -147,6 +153,8 @@ def test_finding8_the_cutover_freezes_only_the_migrated_database(
     window = maria_source.execute("SELECT note FROM other.seen")
     assert window == [("written in the window",)]  # another application wrote in the window
     assert "Lock wait timeout exceeded" in (tmp_path / "probe" / "shop.err").read_text()
+    cross = wait_for(lambda: (tmp_path / "probe" / "cross.err").read_text(), what="ended")
+    assert "ERROR" in cross  # killed after the revoke, not written after the locks
     assert (tmp_path / "probe" / "read_only").read_text().strip() == "0"
     assert not read_only(maria_source)
     assert_every_write_once(writer, maria_target)  # -1 (the write that waited) is not there

@@ -1281,6 +1281,15 @@ ip_number() {  # ip_number A.B.C.D
 
 ip_text() { echo "$(($1 >> 24 & 255)).$(($1 >> 16 & 255)).$(($1 >> 8 & 255)).$(($1 & 255))"; }
 
+# The database keeps its MAC address too: a database started again (an update, or putting one
+# back) with a new one is unreachable from the running site until its ARP entry expires (10 s).
+address_mac() {  # address_mac A.B.C.D: a locally administered MAC address made of it
+	local IFS=.
+	# shellcheck disable=SC2086 # split on the dots
+	set -- $1
+	printf '02:00:%02x:%02x:%02x:%02x\n' "$1" "$2" "$3" "$4"
+}
+
 db_password() {  # made here, on the server, once; never leaves it
 	[ -s "$CONF/db-password" ] && return 0
 	[ "$DRY_RUN" = 1 ] && say "would: generate the database password" && return 0
@@ -1309,7 +1318,7 @@ database_env() {  # how the site reaches its database: DATABASE_URL and the engi
 
 db_run_args() {  # (every value checked by check_plan_values: each is one word)
 	printf '%s' "--name websonic-$NAME-db --network $NETWORK --network-alias db"
-	[ -z "$DB_ADDRESS" ] || printf '%s' " --ip $DB_ADDRESS"
+	[ -z "$DB_ADDRESS" ] || printf '%s' " --ip $DB_ADDRESS --mac-address $(address_mac "$DB_ADDRESS")"
 	printf '%s' " $(confinement "$P_DB_LIMIT_MEMORY" "$P_DB_LIMIT_PIDS") $(db_capabilities)"
 	printf '%s' " -e DB_NAME=$P_DB_NAME -e DB_USER=$P_DB_USER"
 	printf '%s' " -e DB_PASSWORD_FILE=/run/secrets/db-password"

@@ -156,6 +156,77 @@ def test_finding7_a_malformed_database_version_in_the_plan_is_refused(
     assert proc.returncode == E_VERIFY and "database_version is malformed" in proc.stdout, proc
 
 
+def interrupted_update(tmp_path: Path, active_slot: str, *, copied: bool = True) -> Path:
+    """The state a run killed during a database update for slot green leaves, then the next
+    run's recover_database (systemctl and podman stubbed: they only record their calls)."""
+    data, conf, units = tmp_path / "data", tmp_path / "conf", tmp_path / "units"
+    for folder, marker in [("database", "new"), ("database.previous" if copied else "", "old")]:
+        if folder:
+            (data / folder).mkdir(parents=True)
+            (data / folder / "marker").write_text(marker)
+    if not copied:
+        (data / "database.partial").mkdir()
+    conf.mkdir()
+    (conf / "db.service.previous").write_text("previous unit\n")
+    units.mkdir()
+    (units / "websonic-acme-shop-db.service").write_text("new unit\n")
+    state = {
+        "active_slot": active_slot,
+        "database_digest": "sha256:new",
+        "database_version": "15",
+        "database_previous_digest": "sha256:old",
+        "database_previous_version": "15",
+        "database_update_slot": "green",
+    }
+    (conf / "state").write_text("".join(f"{k}={v}\n" for k, v in state.items()))
+    stubs = (
+        f'systemctl() {{ echo "$*" >>{tmp_path}/calls; }}; podman() {{ return 0; }}; '
+        f"NAME=acme-shop DATA={data} CONF={conf} UNITS={units} STATE={conf}/state DRY_RUN=0 "
+        "P_DB=postgresql;"
+    )
+    proc = call("dash", tmp_path, stubs, "recover_database")
+    assert proc.returncode == 0, proc
+    return tmp_path
+
+
+def tree(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_finding7_an_interrupted_update_whose_release_does_not_serve_is_put_back(
+    tmp_path: Path,
+) -> None:
+    root = interrupted_update(tmp_path, active_slot="blue")
+    assert tree(root / "data") == {"database/marker": "old", "database.failed/marker": "new"}
+    assert tree(root / "units") == {"websonic-acme-shop-db.service": "previous unit\n"}
+    assert not (root / "conf" / "db.service.previous").exists()
+    state = (root / "conf" / "state").read_text().splitlines()
+    assert "database_digest=sha256:old" in state and "database_previous_digest=" in state
+    calls = (root / "calls").read_text().splitlines()
+    assert calls[0] == "stop websonic-acme-shop-db.service"
+    assert "restart websonic-acme-shop-db.service" in calls
+
+
+def test_finding7_an_interrupted_update_before_its_copy_keeps_the_data_as_it_is(
+    tmp_path: Path,
+) -> None:
+    """Killed while copying: the new image never ran on the data; only the unit goes back."""
+    root = interrupted_update(tmp_path, active_slot="blue", copied=False)
+    assert tree(root / "data") == {"database/marker": "new"}  # (the data of before)
+    assert not (root / "data" / "database.partial").exists()
+    assert tree(root / "units") == {"websonic-acme-shop-db.service": "previous unit\n"}
+
+
+def test_finding7_an_interrupted_update_whose_release_serves_is_kept(tmp_path: Path) -> None:
+    root = interrupted_update(tmp_path, active_slot="green")  # Caddy had switched to it
+    assert tree(root / "data") == {"database/marker": "new"}
+    assert tree(root / "units") == {"websonic-acme-shop-db.service": "new unit\n"}
+    assert not (root / "conf" / "db.service.previous").exists()
+    state = (root / "conf" / "state").read_text().splitlines()
+    assert "database_digest=sha256:new" in state and "database_previous_digest=" in state
+    assert not (root / "calls").exists()  # the database was not touched
+
+
 # --- on a real server -------------------------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ def is_host_name(name: str) -> bool:
         ("straße.de", "xn--strae-oqa.de"),  # IDNA 2008: ß is kept, not folded to ss
         ("\uff33\uff28\uff2f\uff30.example", "shop.example"),  # full-width letters mapped (UTS 46)
         ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+        ("пример.рф", "xn--e1afmkfd.xn--p1ai"),  # an internationalised top-level domain
         ("a" * 63 + ".example", "a" * 63 + ".example"),
     ],
 )

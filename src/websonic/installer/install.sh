@@ -75,7 +75,8 @@ Usage: install.sh [options]
   --site CUSTOMER/SITE   the site (set by the portal's one-liner)
   --bundle DIR           read the plan, its signature, secrets and key from DIR (push mode)
   --portal URL           the WebSonic portal (set by the portal's one-liner)
-  --token-file FILE      a file holding the install token (else the one-liner's token)
+  --token-file FILE      a file holding this server's install token (else the one-liner's
+                         one-time code is exchanged for one)
   --release N            install release N (default: the newest)
   --domain NAME          serve the site at NAME (repeatable; default: the plan's domains,
                          else this server's address)
@@ -329,9 +330,11 @@ portal_auth() {  # portal_auth 'SCHEME CREDENTIALS': what portal_get sends (neve
 }
 
 exchange_code() {  # the one-liner's one-time code, used up, for this server's own install token
+	local query=''
+	[ "$DRY_RUN" = 0 ] || query='?dry_run=1'  # a token that expires with the code: not kept
 	portal_auth "Bearer $WS_CODE"
 	say "exchanging the one-time install code for this server's install token"
-	portal_get "install/$CUSTOMER/${SITE#*/}/token" "$WORK/token.new" post
+	portal_get "install/$CUSTOMER/${SITE#*/}/token$query" "$WORK/token.new" post
 	TOKEN=$(tr -d ' \n\r' <"$WORK/token.new")
 	rm -f "$WORK/token.new"
 	case $TOKEN in wst_*) ;; *) die "the portal's answer is not an install token" "" "$E_FAIL" ;; esac
@@ -470,7 +473,7 @@ RE_VOLUME_NAME='[a-z0-9][a-z0-9-]{0,62}'
 RE_PATH='(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127})+'
 RE_ENV_NAME='[A-Za-z_][A-Za-z0-9_]{0,127}'
 RE_HEALTH='/[A-Za-z0-9._~/%-]{0,200}(\?[A-Za-z0-9._~=&%-]{0,200})?'
-RE_DOMAIN='([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}'
+RE_DOMAIN='([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+([a-z]{2,63}|xn--[a-z0-9-]{1,59})'
 RE_IDENTIFIER='[A-Za-z_][A-Za-z0-9_]{0,62}'
 RE_DIGEST='sha256:[0-9a-f]{64}'
 RE_HOST_PORT='(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?'

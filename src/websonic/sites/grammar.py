@@ -38,7 +38,7 @@ HEALTH = r"/[A-Za-z0-9._~/%-]{0,200}(\?[A-Za-z0-9._~=&%-]{0,200})?"
 #: capabilities, so not below 1024.
 PORT_MIN, PORT_MAX = 1024, 65535
 #: Domain names (lowercase, as normalised before they are checked).
-DOMAIN = r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+DOMAIN = r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+([a-z]{2,63}|xn--[a-z0-9-]{1,59})"
 DOMAIN_MAX = 253
 #: Database and database user names.
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]{0,62}"

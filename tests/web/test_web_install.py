@@ -313,6 +313,22 @@ def test_finding4_an_install_code_is_used_once_for_a_token_of_its_site_only(
         assert dt.timedelta(days=89) < lifetime <= dt.timedelta(days=90)  # not a year
 
 
+def test_finding4_a_dry_runs_token_expires_with_its_code(
+    configured: TestClient, world: World
+) -> None:
+    """A dry run never saves the token it gets: one living 90 days would be a loose secret."""
+    code = install_code(world, "acme/shop")
+    exchanged = configured.post("/install/acme/shop/token?dry_run=1", headers=bearer(code))
+    assert exchanged.status_code == 200, exchanged.text
+    token = exchanged.text.strip()
+    with world.platform.sessions() as session:
+        made = session.scalar(select(ApiToken).where(ApiToken.public_id == token.split("_")[1]))
+        assert made is not None and made.expires_at is not None
+        assert made.expires_at - made.created_at <= dt.timedelta(minutes=15)
+        assert "dry run" in (made.description or "")
+    assert configured.post("/install/acme/shop/token", headers=bearer(code)).status_code == 401
+
+
 def test_finding4_an_install_code_expires_after_15_minutes(
     configured: TestClient, world: World
 ) -> None:

@@ -269,9 +269,12 @@ def install_code(session: Session, presented: str) -> ApiToken:
     return code
 
 
-def redeem_install_code(session: Session, code: ApiToken, site: Site) -> NewToken:
+def redeem_install_code(
+    session: Session, code: ApiToken, site: Site, *, dry_run: bool = False
+) -> NewToken:
     """Use ``code`` (of ``site``) up, atomically: of two runs with one code, one gets a token;
-    then make the server's install token for ``site``."""
+    then make the server's install token for ``site``. A dry run's token, which the server
+    never keeps, lives no longer than the code did."""
     used = session.execute(
         update(ApiToken)
         .where(ApiToken.id == code.id, ApiToken.site_id == site.id, ApiToken.revoked_at.is_(None))
@@ -284,7 +287,10 @@ def redeem_install_code(session: Session, code: ApiToken, site: Site) -> NewToke
     actor = f"token:{code.public_id}"
     record(session, actor, "token.code.use", customer_id=site.customer_id, target=code.public_id)
     description = f"server of {site.ref_name} (install code {code.public_id})"
-    return _make(session, site.customer, INSTALL, INSTALL_LIFETIME, description, actor, site=site)
+    if dry_run:
+        description = f"dry run on a server of {site.ref_name} (install code {code.public_id})"
+    lifetime = CODE_LIFETIME if dry_run else INSTALL_LIFETIME
+    return _make(session, site.customer, INSTALL, lifetime, description, actor, site=site)
 
 
 def rotate_token(session: Session, current: ApiToken) -> NewToken:

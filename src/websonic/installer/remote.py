@@ -71,11 +71,14 @@ def site_for_code(session: Session, presented: str, customer: str, site: str) ->
     return site_for_token(session, tokens.install_code(session, presented), customer, site)
 
 
-def exchange_code(session: Session, presented: str, customer: str, site: str) -> str:
-    """The one-liner's code, used up, for the server's install token of its site."""
+def exchange_code(
+    session: Session, presented: str, customer: str, site: str, *, dry_run: bool = False
+) -> str:
+    """The one-liner's code, used up, for the server's install token of its site (for a dry
+    run, a token that expires with the code: the server does not keep it)."""
     code = tokens.install_code(session, presented)
     found = site_for_token(session, code, customer, site)
-    return tokens.redeem_install_code(session, code, found).secret
+    return tokens.redeem_install_code(session, code, found, dry_run=dry_run).secret
 
 
 def renew_token(session: Session, presented: str, customer: str, site: str) -> str:

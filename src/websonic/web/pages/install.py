@@ -80,13 +80,16 @@ def one_liner(customer: str, site: str, request: Request) -> PlainTextResponse:
 
 
 @router.post("/install/{customer}/{site}/token")
-def install_token(customer: str, site: str, request: Request) -> PlainTextResponse:
-    """A new install token of the site: for a one-time code (Bearer), or to renew the token
-    presented (Basic), which stays valid until the new one is first used."""
+def install_token(
+    customer: str, site: str, request: Request, dry_run: bool = False
+) -> PlainTextResponse:
+    """A new install token of the site: for a one-time code (Bearer; with ``dry_run``, one
+    that expires with the code), or to renew the token presented (Basic), which stays valid
+    until the new one is first used."""
     platform, code = platform_of(request), credentials(request, "bearer")
     with platform.transaction() as session:
         if code:
-            made = remote.exchange_code(session, code, customer, site)
+            made = remote.exchange_code(session, code, customer, site, dry_run=dry_run)
         else:
             made = remote.renew_token(session, basic_token(request, customer), customer, site)
     return PlainTextResponse(made + "\n", headers=NO_STORE)

@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from websonic.builds.models import Release
 from websonic.builds.service import get_release
 from websonic.core.errors import DeployFailed, InvalidInput, ToolFailed
 from websonic.hosting import hosts
@@ -39,7 +40,8 @@ from websonic.migration.engine import ProgressSink
 from websonic.migration.plan import MigrateOptions, Mode
 from websonic.migration.report import MigrateReport, Progress
 from websonic.platform import Platform
-from websonic.sites.manifest import Manifest
+from websonic.sites.manifest import Manifest, validate_manifest
+from websonic.sites.models import Site
 
 ADMIN = "websonic_migrate"
 DATA_DIR = "/var/lib/websonic/sites"
@@ -98,10 +100,16 @@ class Target:
 # --- checks -----------------------------------------------------------------------------------
 
 
+def release_manifest(site: Site, release: Release) -> Manifest:
+    """The manifest the release was built with, checked again as the installer will."""
+    origin = f"the manifest of {site.ref_name}"
+    return validate_manifest(release.manifest or site.manifest, origin=origin)
+
+
 def target_of(session: Session, site_ref: str, host_ref: str) -> Target:
     site, _host = deploys.site_and_host(session, site_ref, host_ref)
     release = get_release(session, site, None)
-    manifest = Manifest.model_validate(release.manifest or site.manifest)
+    manifest = release_manifest(site, release)
     engine = manifest.services.database
     has_server = engine in plans.DATABASE_PORTS
     name, user = plans.database_names(manifest, site) if has_server else ("", "")
@@ -112,7 +120,7 @@ def check(session: Session, request: SiteMigration) -> Target:
     target = target_of(session, request.site, request.host)
     site = deploys.site_and_host(session, request.site, request.host)[0]
     release = get_release(session, site, None)
-    manifest = Manifest.model_validate(release.manifest or site.manifest)
+    manifest = release_manifest(site, release)
     volumes = {v.name for v in manifest.volumes}
     for volume, _source in request.files:
         if volume not in volumes:

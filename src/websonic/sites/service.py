@@ -16,7 +16,7 @@ from websonic.core.naming import SiteRef, check_slug, parse_site_ref
 from websonic.core.runner import Runner
 from websonic.core.secretbox import SecretBox
 from websonic.sites import source as sources
-from websonic.sites.manifest import Manifest, load_manifest
+from websonic.sites.manifest import Manifest, load_manifest, validate_manifest
 from websonic.sites.models import Site, SiteSecret
 
 
@@ -109,7 +109,7 @@ def set_secret(
     session: Session, box: SecretBox, site: Site, name: str, value: str, *, actor: str
 ) -> None:
     """Store a secret env value, encrypted; only names declared secret in the manifest."""
-    manifest = Manifest.model_validate(site.manifest)
+    manifest = validate_manifest(site.manifest, origin=f"the recorded manifest of {site.ref_name}")
     if name not in manifest.secret_names:
         declared = ", ".join(manifest.secret_names) or "none"
         raise InvalidInput(

@@ -87,10 +87,6 @@ def test_unreachable_port_is_a_clear_error(acme: Cli) -> None:
     assert acme.json("host", "list", "acme")["hosts"] == []
 
 
-def _server_fingerprint(host: TestHost) -> str:
-    return host.exec("ssh-keygen", "-lf", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1]
-
-
 WRONG = "SHA256:" + "A" * 43
 
 
@@ -106,7 +102,7 @@ def test_finding9_add_pins_only_the_expected_fingerprint(acme: Cli, test_host: T
         "--key",
         str(test_host.key_path),
     )
-    real = _server_fingerprint(test_host)
+    real = test_host.host_key_fingerprint()
     err = acme.fails(*base, "--fingerprint", WRONG, code=13)
     assert WRONG in err and real in err and "nothing was stored" in err
     assert acme.json("host", "list", "acme")["hosts"] == []
@@ -121,7 +117,7 @@ def test_finding9_trust_shows_old_and_new_fingerprints_before_replacing(
     old = _add(acme, test_host)["fingerprint"].split()[0]
     test_host.exec("sh", "-c", "rm /etc/ssh/ssh_host_*; ssh-keygen -A; systemctl restart ssh")
     err = acme.fails("host", "check", "acme/web1", "--site", "acme/brochure", code=13)
-    new = _server_fingerprint(test_host)
+    new = test_host.host_key_fingerprint()
     assert "CHANGED" in err
     assert old in err and new in err
     assert "websonic host trust acme/web1" in err

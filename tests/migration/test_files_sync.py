@@ -318,7 +318,7 @@ def test_refusals_with_a_server(cli: Cli, uploads: Path, test_host: TestHost) ->
     assert "CHANGED" in err and "websonic host trust acme/web1" in err
     assert test_host.exec("test", "-e", "/srv/up", check=False).returncode != 0
     # the server unreachable: exit 12
-    cli.run("host", "trust", ref)
+    cli.run("host", "trust", ref, "--fingerprint", test_host.host_key_fingerprint())
     test_host.exec("systemctl", "stop", "ssh")
     err = cli.fails("files", "sync", f"{ref}:/srv/up", "/tmp/never-made", code=12)
     assert "refused the connection" in err

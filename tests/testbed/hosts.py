@@ -149,6 +149,11 @@ class TestHost:
         """``user@address``, e.g. ``root@10.213.77.5``."""
         return f"{self.user}@{self.address}"
 
+    def host_key_fingerprint(self) -> str:
+        """The SHA256 fingerprint of the ed25519 host key sshd shows now (read on the host)."""
+        shown = self.exec("ssh-keygen", "-lf", "/etc/ssh/ssh_host_ed25519_key.pub").stdout
+        return shown.split()[1]
+
     def ssh_argv(self, *, key_path: Path | Literal["session"] | None = "session") -> list[str]:
         """The ``ssh`` argv prefix (no remote command). ``key_path=None``: offer no key at all."""
         key = self.key_path if key_path == "session" else key_path

@@ -484,3 +484,48 @@ def test_inventories_compare_with_the_database_name_neutralised() -> None:
         Difference("trigger", "g", None, "2"),
         Difference("view", "v", "1", None),
     ]
+
+
+def test_a_batch_deadlocked_on_the_target_is_written_again() -> None:
+    """InnoDB rolls a deadlocked autocommit INSERT back whole: the batch is run again (seen in
+    a full run with small ranges: error 1213); any other error fails at once."""
+    from types import SimpleNamespace
+
+    import pymysql
+
+    from websonic.core.errors import MigrationFailed
+    from websonic.migration.mariadb import copy as mariadb_copy
+
+    class Conn:
+        def __init__(self, *errors: Exception) -> None:
+            self.errors, self.calls = list(errors), 0
+
+        def cursor(self) -> Conn:
+            return self
+
+        def __enter__(self) -> Conn:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            return None
+
+        def execute(self, _sql: bytes) -> int:
+            self.calls += 1
+            if self.errors:
+                raise self.errors.pop(0)
+            return 2
+
+    table = SimpleNamespace(name="visits", stored_columns=[SimpleNamespace(name="id")])
+    job = SimpleNamespace(tables={"visits": table}, target_db="shop")
+    batch = SimpleNamespace(chunk=SimpleNamespace(table="visits"), values=b"(1),(2)", rows=2)
+    deadlock = pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
+    conn = Conn(deadlock, deadlock)
+    mariadb_copy.insert(conn, job, batch)  # type: ignore[arg-type]
+    assert conn.calls == 3
+    duplicate = Conn(pymysql.err.IntegrityError(1062, "Duplicate entry"))
+    with pytest.raises(MigrationFailed, match="Writing visits on the target failed"):
+        mariadb_copy.insert(duplicate, job, batch)  # type: ignore[arg-type]
+    assert duplicate.calls == 1
+    endless = Conn(*[deadlock] * (mariadb_copy.DEADLOCK_RETRIES + 1))
+    with pytest.raises(MigrationFailed, match="Deadlock"):
+        mariadb_copy.insert(endless, job, batch)  # type: ignore[arg-type]

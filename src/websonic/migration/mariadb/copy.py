@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -115,6 +116,17 @@ def _put(items: queue.Queue[Item | None], item: Item | None, job: CopyJob,
             continue
 
 
+#: InnoDB's deadlock: it rolled the statement back whole (autocommit), so it is run again.
+#: Parallel writers of neighbouring key ranges of one table can take gap locks in opposite
+#: orders on the target.
+DEADLOCK = 1213
+DEADLOCK_RETRIES = 5
+
+
+def _is_deadlock(exc: pymysql.err.MySQLError) -> bool:
+    return bool(exc.args) and exc.args[0] == DEADLOCK
+
+
 class _Abort(Exception):
     """Another thread failed: stop reading."""
 
@@ -147,11 +159,16 @@ def insert(conn: Connection, job: CopyJob, batch: Batch) -> None:
     table = job.tables[batch.chunk.table]
     columns = ", ".join(ident(c.name) for c in table.stored_columns)
     head = f"INSERT INTO {qualified(job.target_db, table.name)} ({columns}) VALUES ".encode()
-    try:
-        with conn.cursor() as cursor:
-            inserted = cursor.execute(head + batch.values)
-    except pymysql.err.MySQLError as exc:
-        raise MigrationFailed(f"Writing {table.name} on the target failed: {exc}") from None
+    for attempt in range(DEADLOCK_RETRIES + 1):
+        try:
+            with conn.cursor() as cursor:
+                inserted = cursor.execute(head + batch.values)
+            break
+        except pymysql.err.MySQLError as exc:
+            if _is_deadlock(exc) and attempt < DEADLOCK_RETRIES:
+                time.sleep(0.05 * (attempt + 1))  # the other writer goes first
+                continue
+            raise MigrationFailed(f"Writing {table.name} on the target failed: {exc}") from None
     if inserted != batch.rows:
         raise MigrationFailed(f"{table.name}: the target took {inserted} rows of a batch of "
                               f"{batch.rows}.")  # fmt: skip

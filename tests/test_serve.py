@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from builds.build_cleanup import no_build_container_left  # noqa: F401 (autouse)
+
 from conftest import EXAMPLES, Cli
 from servers import free_port, serving, wait_until
 

@@ -694,6 +694,7 @@ preflight() {
 	check_disk
 	check_ports
 	check_clock
+	check_packages
 	[ "$PREFLIGHT_FAILED" = 0 ] ||
 		die "this server does not meet $SITE's requirements (see the checks above)" \
 			"Fix what failed, then run the installer again. Nothing was changed." "$E_PREFLIGHT"
@@ -721,6 +722,19 @@ check_os() {
 		fi
 	done
 	report FAIL os "${id:-unknown} $version" "Supported: ${P_REQUIRE_OS:-debian:12 ubuntu:22.04}."
+}
+
+check_packages() {  # what the run installs, and whether it fetches the package lists first
+	local missing
+	# shellcheck disable=SC2046 # one word per package
+	missing=$(missing_packages $(runtime_packages))
+	if [ -z "$missing" ]; then
+		report pass packages "all installed"
+	elif package_lists_fresh; then
+		report pass packages "to install:$missing"
+	else
+		report pass packages "to install:$missing, after apt-get update (the package lists are missing or older than a day)"
+	fi
 }
 
 version_at_least() {  # version_at_least HAVE WANT (dotted numbers)
@@ -880,12 +894,10 @@ realm_is_on() {  # realm_is_on BASE REALM: REALM is a plain URL under BASE (sche
 # Packages
 
 ensure_packages() {  # ensure_packages PACKAGE...: apt-get install the missing ones
-	local missing='' p
-	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-			missing="$missing $p"
-	done
+	local missing
+	missing=$(missing_packages "$@")
 	[ -n "$missing" ] || return 0
+	refresh_package_lists
 	if [ "$DRY_RUN" = 1 ]; then
 		say "would: install packages:$missing"
 		return 0
@@ -896,7 +908,8 @@ ensure_packages() {  # ensure_packages PACKAGE...: apt-get install the missing o
 	dpkg --configure -a || die "dpkg --configure -a failed" "See the messages above."
 	# shellcheck disable=SC2086
 	if ! apt_get install --no-install-recommends $missing; then
-		apt_get update || die "apt-get update failed" "Check the server's package sources."
+		[ "$APT_REFRESHED" = 0 ] || die "could not install:$missing" "Check the server's package sources."
+		refresh_package_lists now
 		# shellcheck disable=SC2086
 		apt_get install --no-install-recommends $missing ||
 			die "could not install:$missing" "Check the server's package sources."
@@ -905,15 +918,81 @@ ensure_packages() {  # ensure_packages PACKAGE...: apt-get install the missing o
 	CHANGED=1
 }
 
+missing_packages() {  # missing_packages PACKAGE...: " a b" of those dpkg does not have installed
+	local p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			printf ' %s' "$p"
+	done
+}
+
+# A minimal or container-made server ships no package lists, and lists older than a day may
+# name versions the mirror has dropped: they are fetched once per run, before the first install.
+APT_REFRESHED=0
+APT_LISTS=/var/lib/apt/lists
+
+package_lists_fresh() {  # the newest package list is less than a day old
+	[ -n "$(find "$APT_LISTS" -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null |
+		head -n 1)" ]
+}
+
+refresh_package_lists() {  # refresh_package_lists [now]: apt-get update, once, when needed
+	[ "$APT_REFRESHED" = 0 ] || return 0
+	[ "${1:-}" = now ] || ! package_lists_fresh || return 0
+	APT_REFRESHED=1
+	if [ "$DRY_RUN" = 1 ]; then
+		say "would: refresh the package lists (apt-get update): they are missing or older than a day"
+		return 0
+	fi
+	say "refreshing the package lists (apt-get update)"
+	apt_get update || die "apt-get update failed: the server's package lists could not be fetched" \
+		"Check the server's package sources (/etc/apt/sources.list*) and its network access."
+}
+
 apt_get() {  # waits for another apt/dpkg run (e.g. unattended-upgrades) instead of failing
 	apt-get -y -q -o DPkg::Lock::Timeout=300 "$@"
 }
 
+# What a site needs on the server: podman with runc and its netavark network backend (the
+# database's fixed address needs it: CNI refuses an address outside its lease range), Caddy,
+# and rsync where files are copied into the site's volumes.
+RUNTIME_PACKAGES='podman runc netavark aardvark-dns caddy curl ca-certificates iproute2'
+
 ensure_runtime() {
-	ensure_packages podman caddy curl ca-certificates iproute2
+	# shellcheck disable=SC2046 # one word per package
+	ensure_packages $(runtime_packages)
 	[ "$DRY_RUN" = 1 ] && return 0
 	have podman || die "podman is not available after installing it"
 	have caddy || die "caddy is not available after installing it"
+	ensure_network_backend
+}
+
+runtime_packages() {  # one word per package, split by the caller
+	echo "$RUNTIME_PACKAGES"
+	if site_has_volumes; then echo rsync; fi
+}
+
+site_has_volumes() { [ -n "$(printf '%s' "$P_VOLUMES" | tr -d '[:space:]')" ]; }
+
+# podman 4 picks CNI when netavark was missing the first time it ran, and keeps it: a drop-in
+# makes netavark the backend. Containers made with CNI would lose their networks: refused.
+NETWORK_CONF=/etc/containers/containers.conf.d/websonic-network.conf
+
+ensure_network_backend() {
+	local backend
+	backend=$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null)
+	[ "$backend" != netavark ] || return 0
+	if [ -n "$(podman ps -aq 2>/dev/null)" ]; then
+		die "podman on this server uses the '${backend:-unknown}' network backend and has containers; WebSonic needs netavark" \
+			"Remove those containers or move them to netavark (podman system reset removes everything), then run again." \
+			"$E_PREFLIGHT"
+	fi
+	say "setting podman's network backend to netavark (was: ${backend:-unknown})"
+	put "$NETWORK_CONF" 644 printf '%s\n' "$MARKER" '[network]' 'network_backend = "netavark"' ||
+		true
+	backend=$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null)
+	[ "$backend" = netavark ] || die "podman still uses the '${backend:-unknown}' network backend" \
+		"See $NETWORK_CONF and: podman info"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -1101,8 +1180,7 @@ update_database() {  # update_database SLOT: stop, copy the data, start the new 
 	state_set database_digest "$P_DB_DIGEST" database_engine "$P_DB" database_version "${P_DB_VERSION:-}"
 	DB_CHANGED=1
 	database_up "$HEALTH_TIMEOUT" && return 0
-	say "the new $P_DB image did not become healthy within $HEALTH_TIMEOUT s; its last log lines:"
-	journalctl -u "websonic-$NAME-db.service" -n 20 --no-pager 2>/dev/null | sed 's/^/websonic:   | /'
+	stop_failed_unit "websonic-$NAME-db.service" "the new $P_DB image (within $HEALTH_TIMEOUT s)"
 	restore_database
 	[ -z "$(state_get active_slot)" ] || RESULT_SLOT=$(state_get active_slot) STATUS=rolled_back
 	die "the $P_DB image $P_DB_DIGEST of release $P_RELEASE did not become healthy: the database is back on its previous image $previous with its data$(serving_note)" \
@@ -1154,8 +1232,11 @@ restore_database() {  # the previous image's unit and the copy of its data back,
 	state_set database_digest "$previous" database_version "$(state_get database_previous_version)" \
 		database_previous_digest '' database_previous_version '' database_update_slot ''
 	DB_UPDATE=0 DB_CHANGED=1 DB_RESTORED=1
-	database_up || die "the database did not start again on its previous image $previous" \
-		"See: journalctl -u websonic-$NAME-db.service; its data is in $DATA/database"
+	if ! database_up; then
+		stop_failed_unit "websonic-$NAME-db.service" "the $P_DB database on image $previous"
+		die "the database did not start again on its previous image $previous: it was stopped" \
+			"See its log lines above, or: journalctl -u websonic-$NAME-db.service; its data is in $DATA/database"
+	fi
 	say "the database runs image $previous again, with its data as it was before the update"
 }
 
@@ -1331,8 +1412,10 @@ db_run_args() {  # (every value checked by check_plan_values: each is one word)
 
 start_database() {
 	[ "$DRY_RUN" = 1 ] && return 0
-	database_up || die "the database did not start, or is not healthy after 180 s" \
-		"See: journalctl -u websonic-$NAME-db.service; podman logs websonic-$NAME-db"
+	database_up && return 0
+	stop_failed_unit "websonic-$NAME-db.service" "the $P_DB database"
+	die "the $P_DB database did not start, or is not healthy after 180 s: it was stopped" \
+		"See its log lines above, or: journalctl -u websonic-$NAME-db.service"
 }
 
 database_up() {  # database_up [SECONDS]: (re)start it if changed or down; wait for health
@@ -1340,7 +1423,7 @@ database_up() {  # database_up [SECONDS]: (re)start it if changed or down; wait 
 	if [ "${DB_CHANGED:-0}" = 1 ] || ! systemctl is-active -q "websonic-$NAME-db.service"; then
 		say "starting the $P_DB database"
 		systemctl enable -q "websonic-$NAME-db.service" &&
-			systemctl restart "websonic-$NAME-db.service" || return 1
+			restart_unit "websonic-$NAME-db.service" || return 1
 		CHANGED=1 DB_CHANGED=0
 	fi
 	wait_for "the $P_DB database" "${1:-180}" podman exec "websonic-$NAME-db" websonic-db health
@@ -1383,6 +1466,22 @@ NotifyAccess=all
 [Install]
 WantedBy=multi-user.target
 EOF
+}
+
+restart_unit() {  # restart_unit UNIT: a unit that failed before starts afresh
+	# A unit that failed quickly several times is refused by systemd's start limit (5 starts in
+	# 10 s) until its failed state is reset: an earlier failure must not block this start.
+	systemctl reset-failed "$1" 2>/dev/null
+	systemctl restart "$1"
+}
+
+stop_failed_unit() {  # stop_failed_unit UNIT WHAT: show its last log lines and stop it
+	# Restart=on-failure would otherwise start it again and again, for nothing.
+	say "$2 did not become healthy; its last log lines:"
+	journalctl -u "$1" -n 20 --no-pager 2>/dev/null | sed 's/^/websonic:   | /'
+	systemctl stop "$1" 2>/dev/null
+	systemctl reset-failed "$1" 2>/dev/null
+	return 0
 }
 
 systemd_reload() { [ "$DRY_RUN" = 1 ] || systemctl daemon-reload || die "systemctl daemon-reload failed"; }
@@ -1637,7 +1736,7 @@ up_to_date() {  # the active slot runs this plan's image, with unchanged setting
 
 start_slot() {  # start_slot SLOT PORT: start it and wait for its health path
 	say "starting release $P_RELEASE in slot $1 (127.0.0.1:$2)"
-	systemctl restart "websonic-$NAME-$1.service" || return 1
+	restart_unit "websonic-$NAME-$1.service" || return 1
 	say "waiting up to $HEALTH_TIMEOUT s for http://127.0.0.1:$2$P_HEALTH"
 	local deadline=$(( $(date +%s) + HEALTH_TIMEOUT ))
 	until site_healthy "$2" 2>/dev/null; do
@@ -1842,6 +1941,7 @@ if [ -z "\$(ls -A "$ETC/sites" 2>/dev/null)" ]; then
 			echo "removed the packages the installer added: \$(echo \$pkgs)"
 	fi
 	rm -rf "$ETC" "$LIB"
+	rm -f "$NETWORK_CONF"
 	rmdir "$LOGDIR" "${P_DATA_DIR:-/var/lib/websonic}/sites" "${P_DATA_DIR:-/var/lib/websonic}" 2>/dev/null
 fi
 rm -f "$SBIN/websonic-uninstall-$NAME"

@@ -826,6 +826,10 @@ registry_check() {  # credentials go only to the plan's registry, over HTTPS unl
 	case $P_REGISTRY in '' | *[!A-Za-z0-9.:-]*)
 		die "the plan's registry '$P_REGISTRY' is not a host[:port]" "" "$E_VERIFY" ;;
 	esac
+	if ! have curl; then  # a deploy pushed over SSH to a server that has no curl yet
+		ensure_packages curl ca-certificates
+		[ "$DRY_RUN" = 0 ] || { say "would: check the registry once curl is installed"; return 0; }
+	fi
 	base="$(registry_scheme)://$P_REGISTRY"
 	[ "$P_REGISTRY_INSECURE" != 1 ] || proto='=http'
 	registry_auth

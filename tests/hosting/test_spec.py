@@ -142,6 +142,12 @@ def test_static_site_needs_the_least() -> None:
     assert requirements.disk_mib == 2560  # 10 x 3 + 2048 margin, rounded up to 512
 
 
+def test_rsync_is_required_where_files_go_into_volumes(session: Session) -> None:
+    """migrate and files sync copy a site's volumes with rsync on the server."""
+    assert spec.requirements_for(_site(session, "shop", "python-shop"), None).rsync
+    assert not spec.requirements_for(_site(session, "web", "static-brochure"), None).rsync
+
+
 def test_newest_release_is_measured(session: Session) -> None:
     site = _site(session, "web", "static-brochure")
     _release(session, site, 1, 50 * MIB)

@@ -183,10 +183,14 @@ def check(
 
 
 def _print_report(report: preflight.Report) -> None:
+    """The checks; the last column is a failure's hint or what the installer will do."""
     table(
         f"Preflight of {report.host} for {report.site}",
-        ["check", "status", "expected", "found", "hint"],
-        [(c.name, STATUS_STYLE[c.status], c.expected, c.found, c.hint) for c in report.checks],
+        ["check", "status", "expected", "found", "hint or note"],
+        [
+            (c.name, STATUS_STYLE[c.status], c.expected, c.found, c.hint or c.note)
+            for c in report.checks
+        ],
     )
     verdict = "[green]ready[/]" if report.ok else "[bold red]not ready[/]"
     console.print(f"{report.host}: {verdict} for {report.site}.")

@@ -26,6 +26,9 @@ class Requirements:
     ports: tuple[int, ...] = (80, 443)  # must be free (the TLS reverse proxy binds them)
     runtime: str = "podman"  # present, or installable from the distribution's packages
     runtime_min_version: str = "4.3"
+    # rsync on the server: files are copied into the site's volumes with it (migrate, files
+    # sync); present, or installable from the distribution's packages.
+    rsync: bool = False
     domains: tuple[str, ...] = ()  # should resolve to the server (a warning, not a failure)
     max_clock_skew_seconds: int = 60
     # What each container of the site may use (podman --memory, --pids-limit): the site's

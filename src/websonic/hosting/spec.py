@@ -104,6 +104,7 @@ def requirements_from(
         ports=PROXY_PORTS,
         runtime=RUNTIME,
         runtime_min_version=RUNTIME_MIN_VERSION,
+        rsync=bool(manifest.volumes),
         domains=tuple(domains),
         site_memory_mib=KIND_MEMORY_MIB[manifest.kind],
         database_memory_mib=DATABASE_MEMORY_MIB[manifest.services.database],

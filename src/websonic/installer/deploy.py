@@ -277,14 +277,16 @@ def _preflight(
     requirements = spec.site_requirements(session, site.ref_name, domains=request.domains)
     report = preflight.check_host(session, platform.runner, ssh_dir(platform), host, requirements)
     for check in report.checks:
-        reporter.line(f"preflight {check.name}: {check.status} ({check.found})")
+        note = f"; {check.note}" if check.note else ""
+        reporter.line(f"preflight {check.name}: {check.status} ({check.found}){note}")
     failed = [c for c in report.checks if c.status == "fail"]
     if failed:
         details = "; ".join(f"{c.name}: {c.found}, needs {c.expected}" for c in failed)
+        hints = [c.hint for c in failed if c.hint]
+        see = f"See: websonic host check {request.host} --site {request.site}."
         raise DeployFailed(
             f"{request.host} does not meet {request.site}'s requirements: {details}.",
-            hint=f"See: websonic host check {request.host} --site {request.site}. "
-            "Nothing was changed on the server.",
+            hint=" ".join([*hints, see, "Nothing was changed on the server."]),
         )
 
 

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from websonic.builds.models import Release
 from websonic.builds.service import get_release
 from websonic.core.errors import DeployFailed, InvalidInput, ToolFailed
-from websonic.hosting import hosts
+from websonic.hosting import hosts, preflight, spec
 from websonic.installer import deploy as deploys
 from websonic.installer import plan as plans
 from websonic.migration import files, service
@@ -168,6 +168,7 @@ def migrate_site(
     report.deployment = _deploy(platform, request, actor)
     if request.dry_run:
         report.status = "planned"
+        report.notes += _preflight_notes(platform, request)
         report.notes.append("Dry run: the server was checked; nothing was changed.")
         return report
     report.files_bulk = [_sync(platform, target, v, s, quick=True) for v, s in request.files]
@@ -214,6 +215,16 @@ def _deploy(platform: Platform, request: SiteMigration, actor: str) -> dict[str,
             hint=(job.error if job else None) or f"See: websonic job log {job_id}",
         )
     return {"job": job_id, **job.result}
+
+
+def _preflight_notes(platform: Platform, request: SiteMigration) -> list[str]:
+    """What the deploy's preflight found the installer will add (package lists, rsync…)."""
+    with platform.sessions() as session:
+        host = hosts.get_host(session, request.host)
+        requirements = spec.site_requirements(session, request.site, domains=request.domains)
+        return [
+            f"On {request.host}, {note}" for note in preflight.last_report(host, requirements).notes
+        ]
 
 
 def _sync(

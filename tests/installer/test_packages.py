@@ -140,3 +140,22 @@ def test_the_preflight_line_says_what_is_installed_and_that_the_lists_are_fetche
         proc.stdout
     )
     assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("printed", "ok"),
+    [
+        ("podman version 4.3.1", True),
+        ("podman version 5.0.2", True),
+        ("podman version 3.4.4", False),  # Ubuntu 22.04's
+        ("", False),  # podman that does not run
+    ],
+)
+def test_a_podman_older_than_4_3_stops_the_run_with_what_to_do(
+    printed: str, ok: bool, tmp_path: Path
+) -> None:
+    proc = call("dash", tmp_path, f"podman() {{ echo '{printed}'; }}; check_podman_version")
+    assert (proc.returncode == 0) is ok, proc.stdout + proc.stderr
+    if not ok:
+        out = proc.stdout + proc.stderr
+        assert "WebSonic needs podman 4.3 or later" in out and "backports" in out

@@ -968,7 +968,19 @@ ensure_runtime() {
 	[ "$DRY_RUN" = 1 ] && return 0
 	have podman || die "podman is not available after installing it"
 	have caddy || die "caddy is not available after installing it"
+	check_podman_version
 	ensure_network_backend
+}
+
+PODMAN_MIN=4.3  # the units' --sdnotify=conmon and netavark's static addresses
+
+check_podman_version() {  # the distribution's podman may be older (Ubuntu 22.04 has 3.4)
+	local version
+	version=$(podman --version 2>/dev/null | awk '{print $NF}')
+	version_at_least "$version" "$PODMAN_MIN" ||
+		die "podman ${version:-(unknown version)} is installed; WebSonic needs podman $PODMAN_MIN or later" \
+			"Install podman $PODMAN_MIN or later from the distribution's backports or a newer release, then run again." \
+			"$E_PREFLIGHT"
 }
 
 runtime_packages() {  # one word per package, split by the caller
@@ -1173,7 +1185,7 @@ update_database() {  # update_database SLOT: stop, copy the data, start the new 
 	state_set database_previous_digest "$previous" \
 		database_previous_version "$(state_get database_version)" database_update_slot "$1"
 	say "stopping the $P_DB database (image $previous)"
-	systemctl stop "websonic-$NAME-db.service" || {
+	stop_unit "websonic-$NAME-db.service" || {
 		restore_database
 		die "the database did not stop: nothing was changed" \
 			"See: journalctl -u websonic-$NAME-db.service"
@@ -1218,7 +1230,7 @@ restore_database() {  # the previous image's unit and the copy of its data back,
 	previous=$(state_get database_previous_digest)
 	[ -n "$previous" ] || return 0
 	say "putting the $P_DB database back on image $previous with its data"
-	systemctl stop "websonic-$NAME-db.service" 2>/dev/null
+	stop_unit "websonic-$NAME-db.service" 2>/dev/null
 	if [ -d "$DATA/database.previous" ]; then  # what the new image left is kept aside
 		if [ -e "$DATA/database" ]; then
 			rm -rf "$DATA/database.failed" && mv "$DATA/database" "$DATA/database.failed" ||
@@ -1423,11 +1435,16 @@ start_database() {
 }
 
 database_up() {  # database_up [SECONDS]: (re)start it if changed or down; wait for health
+	local unit="websonic-$NAME-db.service"
 	mkdir -p "$DATA/database" || die "cannot create $DATA/database"
-	if [ "${DB_CHANGED:-0}" = 1 ] || ! systemctl is-active -q "websonic-$NAME-db.service"; then
+	release_restarts "$unit"  # held by a run killed while it stopped the database
+	if [ "${DB_CHANGED:-0}" = 1 ] || ! systemctl is-active -q "$unit"; then
 		say "starting the $P_DB database"
-		systemctl enable -q "websonic-$NAME-db.service" &&
-			restart_unit "websonic-$NAME-db.service" || return 1
+		stop_unit "$unit"  # a start under way (a restart after a crash) is not cut short
+		if ! systemctl enable -q "$unit" || ! restart_unit "$unit"; then
+			address_held_note "$unit"
+			return 1
+		fi
 		CHANGED=1 DB_CHANGED=0
 	fi
 	wait_for "the $P_DB database" "${1:-180}" podman exec "websonic-$NAME-db" websonic-db health
@@ -1483,9 +1500,57 @@ stop_failed_unit() {  # stop_failed_unit UNIT WHAT: show its last log lines and 
 	# Restart=on-failure would otherwise start it again and again, for nothing.
 	say "$2 did not become healthy; its last log lines:"
 	journalctl -u "$1" -n 20 --no-pager 2>/dev/null | sed 's/^/websonic:   | /'
-	systemctl stop "$1" 2>/dev/null
+	stop_unit "$1" 2>/dev/null
 	systemctl reset-failed "$1" 2>/dev/null
 	return 0
+}
+
+# A unit stopped (or restarted) while it starts has its `podman run` killed. Killed after podman
+# reserved the container's address but before it recorded the container's network, the address
+# stays reserved, in /run/containers/networks/ipam.db, for a container that is gone: every later
+# start of the database with its fixed address fails ("requested ip address ... is already
+# allocated to container ID ...") until the server reboots. So a unit that is starting, or about
+# to restart after a crash, has its automatic restarts held and its start finished first.
+RESTART_HOLD=websonic-hold-restarts.conf
+
+stop_unit() {  # stop_unit UNIT: stopped between two starts, never during one; systemctl's status
+	local rc=0
+	if unit_starting "$1"; then
+		hold_restarts "$1"
+		wait_for "$1 to finish starting" 240 unit_not_starting "$1"  # systemd's limit: 180 s
+	fi
+	systemctl stop "$1" || rc=$?
+	release_restarts "$1"
+	return "$rc"
+}
+
+unit_starting() {  # unit_starting UNIT: a start is under way, or a restart after a crash due
+	case $(systemctl show -p SubState --value "$1" 2>/dev/null) in
+	condition | start-pre | start | start-post | auto-restart*) return 0 ;;
+	*) return 1 ;;
+	esac
+}
+
+unit_not_starting() { ! unit_starting "$1"; }
+
+hold_restarts() {  # hold_restarts UNIT: Restart=no until release_restarts (or a reboot: in /run)
+	mkdir -p "/run/systemd/system/$1.d" &&
+		printf '%s\n' "$MARKER" '[Service]' 'Restart=no' >"/run/systemd/system/$1.d/$RESTART_HOLD" &&
+		systemctl daemon-reload
+}
+
+release_restarts() {  # release_restarts UNIT: its own Restart= again
+	[ -e "/run/systemd/system/$1.d/$RESTART_HOLD" ] || return 0
+	rm -f "/run/systemd/system/$1.d/$RESTART_HOLD"
+	rmdir "/run/systemd/system/$1.d" 2>/dev/null
+	systemctl daemon-reload
+}
+
+address_held_note() {  # address_held_note UNIT: the start failed on an address reserved before
+	journalctl -u "$1" -n 30 --no-pager 2>/dev/null | grep -q 'is already allocated to container ID' ||
+		return 0
+	warn "podman still reserves the database's address ${DB_ADDRESS:-} for a container that is" \
+		"gone (a start cut short by an earlier run); restarting the server frees it, then run again"
 }
 
 systemd_reload() { [ "$DRY_RUN" = 1 ] || systemctl daemon-reload || die "systemctl daemon-reload failed"; }

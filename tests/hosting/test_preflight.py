@@ -356,7 +356,7 @@ def test_deb822_sources() -> None:
         "",
         "Types: deb",
         "URIs: https://packages.example.com/debian",
-        "Suites: stable",
+        "Suites: acme-tools",
         "Components: extra",
     ]
     assert apt_components([], lines, "bookworm") == ("main",)
@@ -368,6 +368,8 @@ def test_deb822_sources() -> None:
         "deb [ trusted=yes arch=amd64 ] file:/srv/mirror bookworm main universe # comment",
     ]
     assert apt_components(one_line, [], "bookworm") == ("main", "universe")
+    aliased = ["deb http://deb.debian.org/debian stable main", "deb http://x.example/ other extra"]
+    assert apt_components(aliased, [], "bookworm") == ("main",)  # an alias counts, others not
 
 
 def test_dpkg_status_of_netavark() -> None:

@@ -254,17 +254,23 @@ def apt_components(
     list_lines: list[str], sources_lines: list[str], codename: str
 ) -> tuple[str, ...]:
     """The components that enabled ``deb`` entries name for the distribution's own suite
-    (``codename``; any suite when unknown), from one-line entries (``deb [OPTIONS] URI SUITE
-    COMPONENT…``) and deb822 ``.sources`` lines (paragraphs split by empty lines)."""
+    (``codename``; any suite when unknown; a release alias such as ``stable`` counts too),
+    from one-line entries (``deb [OPTIONS] URI SUITE COMPONENT…``) and deb822 ``.sources``
+    lines (paragraphs split by empty lines)."""
     entries = [_one_line_entry(line) for line in list_lines] + _deb822_entries(sources_lines)
     found = {
         component
         for suites, components in entries
         for suite in suites
-        if suite == codename or not codename
+        if not codename or suite == codename or suite in SUITE_ALIASES
         for component in components
     }
     return tuple(sorted(found))
+
+
+#: Suites named by what they are rather than by codename: a server whose sources say
+#: ``deb http://deb.debian.org/debian stable main`` gets its packages from them all the same.
+SUITE_ALIASES = frozenset({"stable", "oldstable", "oldoldstable", "testing", "unstable", "sid"})
 
 
 def _one_line_entry(line: str) -> tuple[list[str], list[str]]:

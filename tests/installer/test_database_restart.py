@@ -60,20 +60,16 @@ WAIT = 120  # seconds: a bound for what must happen, never reached when it works
 
 
 def installer(host: TestHost, command: str) -> str:
-    """Run installer functions on the host as root over SSH; their output."""
-    script = f". {DEFINITIONS}; {SITE}; DB_ADDRESS=$(database_address); {command}"
+    """Run installer functions on the host as root over SSH, after ensure_network (which makes
+    the site's network the first time, and sets DB_ADDRESS); their output."""
+    script = f". {DEFINITIONS}; {SITE}; ensure_network >/dev/null; {command}"
     return host.ssh(f"sh -c {shlex.quote(script)} 2>&1", timeout=300).stdout
 
 
 def prepare(host: TestHost) -> str:
     """The installer's definitions, a sleeping image, the site's network and database unit, and
     the gated netavark; the database's fixed address."""
-    text = installer_text().rstrip("\n").rsplit("\n", 1)[0] + "\n"
-    text += (
-        "database_address() { podman network inspect --format "
-        """'{{index .Labels "io.websonic.database"}}' "$NETWORK" 2>/dev/null; }\n"""
-    )
-    host.write_file(DEFINITIONS, text)
+    host.write_file(DEFINITIONS, installer_text().rstrip("\n").rsplit("\n", 1)[0] + "\n")
     host.ssh(
         "set -e; r=$(mktemp -d); mkdir -p $r/bin $r/lib/x86_64-linux-gnu $r/lib64 $r/tmp; "
         "cp /bin/sleep $r/bin/; cp /lib/x86_64-linux-gnu/libc.so.6 $r/lib/x86_64-linux-gnu/; "
@@ -83,13 +79,14 @@ def prepare(host: TestHost) -> str:
     )
     installer(
         host,
-        'create_network && mkdir -p "$CONF" "$DATA/database" && echo pw >"$CONF/db-password" && '
-        "DB_ADDRESS=$(database_address) && "
+        'mkdir -p "$CONF" "$DATA/database" && echo pw >"$CONF/db-password" && '
         f"database_unit >/etc/systemd/system/{UNIT} && systemctl daemon-reload",
     )
     host.ssh(f"mkdir -p {WRAPPER.rsplit('/', 1)[0]}")
     host.write_file(WRAPPER, WRAPPER_TEXT, "0755")
-    return installer(host, "echo $DB_ADDRESS").strip()
+    address = installer(host, "echo $DB_ADDRESS").strip()
+    assert address.count(".") == 3, f"the site's network has no database address: {address!r}"
+    return address
 
 
 def wait_until(host: TestHost, condition: str, what: str) -> None:

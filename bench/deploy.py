@@ -2,11 +2,14 @@
 
 In one run, on disposable Debian servers of the test bed (tests/testbed, podman system
 containers on a podman network this script creates and removes), with `websonic serve` over
-HTTPS on the network's gateway as the agency's portal and registry:
+HTTPS on the network's gateway as the agency's portal and registry. The servers are minimal
+Debian 12 ones by default (`--server minimal`: systemd and sshd, no podman, no Caddy, empty
+package lists, as a new cloud server comes), or the test bed's servers with podman already
+installed (`--server podman`):
 
   fresh     on N fresh servers per method (alternating), the wall time from the start of the
             command until https://SERVER/ answers 200 with the release's page; the part spent
-            in apt-get (package lists + caddy from the Debian mirror) reported on its own,
+            in apt-get (package lists + packages from the Debian mirror) reported on its own,
             timed from the output lines as they arrive.
   update    under bounded `hey` loads against the server (a rate-limited one and one as fast
             as hey goes), a new release (a one-file edit) put in place by `websonic deploy`
@@ -16,15 +19,20 @@ HTTPS on the network's gateway as the agency's portal and registry:
             beside hey), hey's slowest answer, requests, non-2xx answers and errors.
 
 The by-hand method is what a user without WebSonic writes: a POSIX sh script over SSH with
-`apt-get install caddy`, the agency's CA in /etc/containers/certs.d, `podman pull --creds`,
-`podman run -d -p 127.0.0.1:PORT:8080`, a Caddyfile with `reverse_proxy`, `systemctl reload
-caddy`. It checks no signature, runs no preflight and has no rollback.
+`apt-get install caddy` (podman too on a minimal server), the agency's CA in
+/etc/containers/certs.d, `podman pull --creds`, `podman run -d -p 127.0.0.1:PORT:8080`, a
+Caddyfile with `reverse_proxy`, `systemctl reload caddy`. It checks no signature, runs no
+preflight and has no rollback.
 
 Traffic goes only to loopback and to the servers this script creates. When a WebSonic run
 under load sees a failed request, the hey output and the server's logs are written to the
 diagnostics file (its path is printed).
 
-    python bench/deploy.py [--rounds 3] [--hosts 3] [--load-seconds 40] [--rates 25 0]
+    python bench/deploy.py [--server minimal|podman] [--fresh-only] [--rounds 3] [--hosts 3]
+                           [--load-seconds 40] [--rates 25 0]
+
+``--fresh-only`` measures fresh server -> serving alone and writes its own section
+("Deploys onto a fresh minimal server"), leaving the full "Deploys" section as it is.
 """
 
 from __future__ import annotations
@@ -59,7 +67,7 @@ from testbed.hosts import (  # noqa: E402
     TestNetwork,
     remove_stale_podman_objects,
 )
-from testbed.image import ensure_host_image  # noqa: E402
+from testbed.image import FULL, MINIMAL, HostRecipe, ensure_host_image  # noqa: E402
 from testbed.ssh import generate_keypair  # noqa: E402
 from testbed.tls import make_server_tls  # noqa: E402
 
@@ -71,6 +79,16 @@ MANUAL_PORT = 18080  # the loopback port the by-hand container publishes
 SERVING_TIMEOUT = 180.0
 WEBSONIC = "`websonic deploy`"
 MANUAL = "by hand (sh over SSH)"
+#: What `websonic deploy` installs on each kind of server (the installer's runtime packages).
+RUNTIME_PACKAGES = {
+    "minimal": "podman, runc, netavark, aardvark-dns, caddy, iproute2",
+    "podman": "caddy",
+}
+#: The kinds of fresh server (``--server``): the test bed's image recipe and how it is described.
+SERVERS: dict[str, tuple[HostRecipe, str]] = {
+    "minimal": (MINIMAL, "systemd, sshd, curl; no podman, no Caddy, package lists empty"),
+    "podman": (FULL, "systemd, sshd, podman; no caddy"),
+}
 
 
 # --- the test bed: agency, servers --------------------------------------------------------------
@@ -80,6 +98,7 @@ MANUAL = "by hand (sh over SSH)"
 class Bed:
     ws: WebSonic
     factory: HostFactory
+    server: str  # a key of SERVERS
     registry: str  # gateway:port, as the servers reach `websonic serve`
     ca_pem: str
     pull_token: str
@@ -114,9 +133,9 @@ class Bed:
 
 
 @contextmanager
-def test_bed(work: Path) -> Iterator[Bed]:
+def test_bed(work: Path, server: str) -> Iterator[Bed]:
     """An agency serving over HTTPS on a new podman network; every object removed after."""
-    image = ensure_host_image().ref
+    image = ensure_host_image(recipe=SERVERS[server][0]).ref
     remove_stale_podman_objects()
     network = TestNetwork.create()
     factory = HostFactory(image, network, generate_keypair(work / "ssh"), work)
@@ -131,13 +150,15 @@ def test_bed(work: Path) -> Iterator[Bed]:
         }
         ws("init")
         with serving({**os.environ, **ws.env}, host=gateway, port=port, tls=tls.files()):
-            yield _agency(ws, factory, f"{gateway}:{port}", tls.ca.read_text(), work)
+            yield _agency(ws, factory, server, f"{gateway}:{port}", tls.ca.read_text(), work)
     finally:
         factory.remove_all()
         network.remove()
 
 
-def _agency(ws: WebSonic, factory: HostFactory, registry: str, ca_pem: str, work: Path) -> Bed:
+def _agency(
+    ws: WebSonic, factory: HostFactory, server: str, registry: str, ca_pem: str, work: Path
+) -> Bed:
     ws("customer", "add", CUSTOMER)
     ws("base", "build", "static")
     source = work / "sources" / "brochure"
@@ -145,7 +166,7 @@ def _agency(ws: WebSonic, factory: HostFactory, registry: str, ca_pem: str, work
     ws("site", "add", SITE, "--source", str(source))
     ws("build", SITE)
     token = ws("token", "create", CUSTOMER, "--scope", "pull", "--expires", "1d")["token"]
-    return Bed(ws, factory, registry, ca_pem, token, source, work / "home" / "logs")
+    return Bed(ws, factory, server, registry, ca_pem, token, source, work / "home" / "logs")
 
 
 # --- timing what the servers answer ---------------------------------------------------------
@@ -206,14 +227,14 @@ class JobLogWatch:
             self.lines += [(now, line) for line in complete.decode(errors="replace").splitlines()]
 
 
-Steps = tuple[tuple[str, str | None], ...]
+Steps = tuple[tuple[str, str | tuple[str, ...] | None], ...]
 
 #: WebSonic's steps: each ends at the first job-log line (after the previous step's) that
-#: starts with the text; the last ends when the site answers.
+#: starts with the text (or one of the texts); the last ends when the site answers.
 WEBSONIC_STEPS: Steps = (
     ("CLI start", ""),
     ("preflight over SSH, signed plan", "websonic: "),
-    ("installer's checks", "websonic: installing packages"),
+    ("installer's checks", ("websonic: refreshing the package lists", "websonic: installing")),
     ("apt-get", "websonic: pulling"),
     ("pull", "websonic: starting release"),
     ("start, health check", "websonic: slot "),
@@ -267,14 +288,16 @@ def run_script(host: TestHost, script: str) -> Lines:
 
 
 def manual_install(bed: Bed, address: str) -> str:
-    """What a user writes to put the release on a fresh server by hand."""
+    """What a user writes to put the release on a fresh server by hand (podman too when the
+    server has none: with apt's defaults, recommended packages included)."""
     certs = f"/etc/containers/certs.d/{bed.registry}"
     image = bed.image(1)
+    packages = "podman caddy" if bed.server == "minimal" else "caddy"
     return f"""set -e
 export DEBIAN_FRONTEND=noninteractive
 echo '@@ apt'
 apt-get update -q
-apt-get install -y -q caddy
+apt-get install -y -q {packages}
 echo '@@ pull'
 mkdir -p {certs}
 cat > {certs}/ca.crt <<'EOF'
@@ -651,29 +674,31 @@ def uncovered(results: Results) -> str:
 
 
 def command_line(args: argparse.Namespace) -> str:
+    if args.fresh_only:
+        return f"python bench/deploy.py --server {args.server} --fresh-only --hosts {args.hosts}"
     return (
-        f"python bench/deploy.py --rounds {args.rounds} --hosts {args.hosts} "
-        f"--load-seconds {args.load_seconds} --concurrency {args.concurrency} "
-        f"--rates {' '.join(map(str, args.rates))}"
+        f"python bench/deploy.py --server {args.server} --rounds {args.rounds} "
+        f"--hosts {args.hosts} --load-seconds {args.load_seconds} "
+        f"--concurrency {args.concurrency} --rates {' '.join(map(str, args.rates))}"
     )
 
 
-def write_results(
-    args: argparse.Namespace, fresh: dict[str, list[Fresh]], updates: Results, minutes: float
-) -> None:
-    loads = " and ".join(f"`{' '.join(hey_argv(load, 'SERVER')[:-1])}`" for load in loads_of(args))
-    body = f"""`{command_line(args)}` — {machine()}; the whole run took {minutes:.0f} min. \
+def fresh_section(args: argparse.Namespace, fresh: dict[str, list[Fresh]], minutes: float) -> str:
+    """The run's description and the fresh server -> serving results."""
+    installs = "podman and caddy" if args.server == "minimal" else "caddy"
+    return f"""`{command_line(args)}` — {machine()}; the whole run took {minutes:.0f} min. \
 The static-brochure example; the servers are fresh Debian 12 system containers of the test bed \
-(tests/testbed: systemd, sshd, podman; no caddy) on a podman network of their own; the agency \
-is `websonic serve` over HTTPS (a private CA) on that network's gateway. The site is served at \
-the server's address with a certificate of Caddy's internal CA. Methods alternate.
+(tests/testbed, the {args.server} image: {SERVERS[args.server][1]}) on a podman network of \
+their own; the agency is `websonic serve` over HTTPS (a private CA) on that network's gateway. \
+The site is served at the server's address with a certificate of Caddy's internal CA. Methods \
+alternate.
 
 ### Fresh server → serving
 
 {args.hosts} fresh servers per method. From the start of the command until `https://SERVER/` \
 answers 200 with the release's page.
 
-| method | until serving: median (range) | of it apt-get (lists + caddy) | the rest |
+| method | until serving: median (range) | of it apt-get (lists + {installs}) | the rest |
 |---|---|---|---|
 {chr(10).join(fresh_rows(fresh))}
 
@@ -684,17 +709,25 @@ Where the time goes (medians, from the output lines as they arrive):
 
 {WEBSONIC} includes the CLI's start, its preflight over SSH, making and signing the plan and a \
 short-lived pull token, then the installer's checks (plan and release signatures, preflight, \
-registry), apt-get (its first `install` fails on a server without package lists, then \
-`update` and `install --no-install-recommends caddy`), the pull by digest with the digest \
-check, the systemd unit, the health check and Caddy's configuration. Registering the server \
-(`websonic host add`, host key pinned) is done before and not timed. The by-hand script is what \
-a user would write and run with `ssh root@SERVER sh -s`: `apt-get update`, `apt-get install -y \
-caddy`, the agency's CA in `/etc/containers/certs.d`, `podman pull --creds`, `podman run -d -p \
+registry), apt-get (`update` once, as the lists are missing, then `install \
+--no-install-recommends` of {RUNTIME_PACKAGES[args.server]}), the pull by digest with the \
+digest check, the systemd unit, the health check and Caddy's configuration. Registering the \
+server (`websonic host add`, host key pinned) is done before and not timed. The by-hand script \
+is what a user would write and run with `ssh root@SERVER sh -s`: `apt-get update`, `apt-get \
+install -y {installs.replace(" and ", " ")}` (recommended packages included, apt's default), the \
+agency's CA in `/etc/containers/certs.d`, `podman pull --creds`, `podman run -d -p \
 127.0.0.1:{MANUAL_PORT}:8080`, a Caddyfile with `tls internal` and `reverse_proxy`, \
 `systemctl reload caddy`. It checks no signature or digest, runs no preflight, writes no \
 systemd unit (the container does not come back after a reboot), has no health check and no \
 rollback. apt-get downloads from Debian's mirror: the noisiest part.
+"""
 
+
+def write_results(
+    args: argparse.Namespace, fresh: dict[str, list[Fresh]], updates: Results, minutes: float
+) -> None:
+    loads = " and ".join(f"`{' '.join(hey_argv(load, 'SERVER')[:-1])}`" for load in loads_of(args))
+    body = f"""{fresh_section(args, fresh, minutes)}
 ### Update under load
 
 {args.rounds} rounds; in each round and for each load a new release (a one-file edit of the \
@@ -727,12 +760,20 @@ Failed requests seen, all rounds together:
     write_section("Deploys", body)
 
 
+def write_fresh_results(
+    args: argparse.Namespace, fresh: dict[str, list[Fresh]], minutes: float
+) -> None:
+    write_section(f"Deploys onto a fresh {args.server} server", fresh_section(args, fresh, minutes))
+
+
 def loads_of(args: argparse.Namespace) -> list[Load]:
     return [Load(args.load_seconds, args.concurrency, rate, args.lead) for rate in args.rates]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--server", choices=sorted(SERVERS), default="minimal")
+    parser.add_argument("--fresh-only", action="store_true", help="no updates under load")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--hosts", type=int, default=3)
     parser.add_argument("--load-seconds", type=int, default=40)
@@ -747,10 +788,17 @@ def main() -> None:
     parser.add_argument("--lead", type=float, default=3.0)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up on SIGTERM too
-    ensure_hey()
+    if not args.fresh_only:
+        ensure_hey()
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp, test_bed(Path(tmp)) as bed:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp,
+        test_bed(Path(tmp), args.server) as bed,
+    ):
         fresh, hosts = bench_fresh(bed, args.hosts)
+        if args.fresh_only:
+            write_fresh_results(args, fresh, (time.monotonic() - started) / 60)
+            return
         updates = bench_updates(bed, hosts, args.rounds, loads_of(args))
     write_results(args, fresh, updates, (time.monotonic() - started) / 60)
 

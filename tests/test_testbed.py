@@ -130,6 +130,33 @@ def test_podman_runs_containers_inside_a_host(test_host: TestHost) -> None:
         assert response.status == 200
 
 
+#: What the minimal server must not have: installing these is the installer's job.
+NOT_ON_MINIMAL = ("podman", "runc", "crun", "netavark", "aardvark-dns", "rsync", "caddy",
+                  "python3", "iproute2")  # fmt: skip
+
+
+@pytest.mark.hosts
+def test_minimal_host_has_nothing_installed_and_empty_package_lists(
+    minimal_host_factory: HostFactory,
+) -> None:
+    host = minimal_host_factory.create("bare")
+    query = "dpkg-query -W -f '${Package} ${Status}\\n' " + " ".join(NOT_ON_MINIMAL)
+    installed = host.ssh(query, check=False).stdout
+    assert " installed" not in installed, installed
+    for command in ("podman", "netavark", "rsync", "caddy", "python3", "ip"):
+        assert host.ssh(f"command -v {command}", check=False).returncode == 1, command
+    assert host.ssh("ls -A /var/lib/apt/lists").stdout.split() == ["lock", "partial"]
+    assert host.ssh("ls -A /var/cache/apt/archives | grep -c deb$", check=False).stdout == "0\n"
+    assert host.ssh("command -v curl systemctl sshd").stdout.count("\n") == 3
+    # Only the test machine's nested-podman settings are there, owned by no package.
+    assert 'runtime = "runc"' in host.ssh("cat /etc/containers/containers.conf").stdout
+    owner = host.ssh("dpkg -S /etc/containers/containers.conf", check=False)
+    assert owner.returncode == 1, owner.stdout
+    # Debian's mirror answers from inside (through the network's DNS and NAT).
+    host.ssh("apt-get update -q", timeout=300)
+    assert host.ssh("apt-cache policy podman netavark").stdout.count("Candidate: ") == 2
+
+
 @pytest.mark.hosts
 def test_removed_host_leaves_nothing_behind(host_factory: HostFactory) -> None:
     host = host_factory.create("gone")

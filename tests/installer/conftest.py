@@ -4,7 +4,9 @@ The agency is one state folder for the whole session, with `websonic serve` runn
 (a certificate of a private CA, as an agency with its own PKI has) on the test network's
 gateway, where the disposable servers reach it: portal, registry and installer endpoints.
 Each test gets fresh servers, registered with `websonic host add`, and its own sites (copies
-of the examples it may edit), so tests do not depend on each other.
+of the examples it may edit), so tests do not depend on each other. ``server`` already runs
+podman (the tests of what a deploy does); ``fresh_server`` is a minimal Debian with nothing
+installed and empty package lists (the tests of installing everything from nothing).
 """
 
 from __future__ import annotations
@@ -140,8 +142,32 @@ def database_bases(agency: Agency) -> None:
 
 @pytest.fixture
 def server(agency: Agency, host_factory: HostFactory) -> Server:
-    """A fresh Debian server, registered as acme/<name> (its host key pinned)."""
+    """A fresh Debian server with podman, registered as acme/<name> (its host key pinned)."""
     return new_server(agency, host_factory)
+
+
+@pytest.fixture
+def fresh_server(agency: Agency, minimal_host_factory: HostFactory) -> Server:
+    """A minimal Debian server (no podman, no rsync, empty package lists), registered as
+    acme/<name>; it counts its `apt-get update` runs (see ``apt_updates``)."""
+    fresh = new_server(agency, minimal_host_factory)
+    count_apt_updates(fresh)
+    return fresh
+
+
+#: An apt hook on the server that logs every `apt-get update` (a meter; it changes nothing).
+APT_UPDATE_METER = "/etc/apt/apt.conf.d/00websonic-test-update-meter"
+APT_UPDATE_LOG = "/root/apt-updates.log"
+
+
+def count_apt_updates(server: Server) -> None:
+    hook = f'APT::Update::Pre-Invoke {{ "date +%s >> {APT_UPDATE_LOG}"; }};\n'
+    server.host.write_file(APT_UPDATE_METER, hook)
+
+
+def apt_updates(server: Server) -> int:
+    """How many times `apt-get update` ran on ``server`` since it was made."""
+    return len(server.sh(f"cat {APT_UPDATE_LOG} 2>/dev/null", check=False).split())
 
 
 def new_server(

@@ -2,7 +2,8 @@
 
 The "live" site is a database server of the agency (a disposable one here, reachable from the
 customer's server on the test network, as an agency's would be over the internet) and a folder
-of uploads; the target is the site deployed by WebSonic on a disposable server.
+of uploads; the target is a new customer server: a minimal Debian (no podman, no rsync, empty
+package lists), on which the migration installs what it needs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from installer.conftest import Agency, Server
+from installer.conftest import Agency, Server, apt_updates
 from testbed.databases import DatabaseServer
 from testbed.fixtures import ServerFactory
 from testbed.hosts import TestNetwork
@@ -50,9 +51,10 @@ def uploads(tmp_path: Path) -> Path:
 
 
 def test_online_move_of_python_shop_under_writes(
-    agency: Agency, server: Server, database_bases: None, host_network: TestNetwork,
+    agency: Agency, fresh_server: Server, database_bases: None, host_network: TestNetwork,
     postgres_server_factory: ServerFactory, tmp_path: Path,
 ) -> None:  # fmt: skip
+    server = fresh_server
     gateway, subnet = host_network.gateway, str(host_network.subnet)
     live = postgres_server_factory(
         wal_level="logical",
@@ -87,7 +89,16 @@ def test_online_move_of_python_shop_under_writes(
     missing = [name for name in acknowledged if page.count(f"<td>{name}</td>") != 1]
     assert missing == [], missing[:5]  # every acknowledged write there, exactly once
     assert server.get("/uploads/photo.png").status_code == 200
+    assert installed_by_the_migration(server)
     assert "read-only" in " ".join(database.get("notes", [])).lower() or database["notes"]
+
+
+def installed_by_the_migration(server: Server) -> bool:
+    """rsync (for the files) and podman with netavark (for the database) are there, and the
+    lists were fetched once."""
+    packages = server.sh(r"dpkg-query -W -f '${Package} ${Status}\n' | grep ' installed$'")
+    names = {line.split()[0] for line in packages.splitlines()}
+    return {"rsync", "podman", "netavark"} <= names and apt_updates(server) == 1
 
 
 class Writer:
@@ -143,9 +154,10 @@ class Writer:
 
 
 def test_offline_move_of_php_guestbook(
-    agency: Agency, server: Server, database_bases: None,
+    agency: Agency, fresh_server: Server, database_bases: None,
     mariadb_server_factory: ServerFactory, tmp_path: Path,
 ) -> None:  # fmt: skip
+    server = fresh_server
     live = mariadb_server_factory(server_id=1, log_bin=True)
     live.execute("CREATE DATABASE guestbook CHARACTER SET utf8mb4")
     live.execute(ENTRIES, database="guestbook")
@@ -169,6 +181,7 @@ def test_offline_move_of_php_guestbook(
     assert server.post("/", {"name": "Après", "message": "déménagé ✅"}).status_code in (200, 303)
     assert "déménagé ✅" in server.get("/").text  # the site's own user writes the moved tables
     assert server.get("/uploads/photo.png").status_code == 200
+    assert installed_by_the_migration(server)
     name = site.ref.replace("/", "-")
     accounts = server.sh(
         f"podman exec websonic-{name}-db mariadb -uroot -N -e "

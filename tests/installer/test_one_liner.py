@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from installer.conftest import Agency, Server, Site
+from installer.conftest import Agency, Server, Site, apt_updates
 from installer.test_deploy import SNAPSHOT
 
 pytestmark = pytest.mark.hosts
@@ -34,19 +34,25 @@ def token_status(agency: Agency, public_id: str) -> str:
 
 
 def test_dry_run_changes_nothing_then_install_and_the_updater_applies_new_releases(
-    agency: Agency, server: Server, brochure: Site
+    agency: Agency, fresh_server: Server, brochure: Site
 ) -> None:
+    """On a minimal server (no podman, empty package lists), as a customer's new one is."""
+    server = fresh_server
     before = server.sh(SNAPSHOT)
     dry_code = agency.code(brochure.ref)
     out = one_liner(agency, server, brochure, dry_code, "--dry-run")
     assert "status=dry-run" in out, out
-    assert "would: install packages: caddy" in out
+    would = next(line for line in out.splitlines() if "would: install packages:" in line)
+    assert {"podman", "caddy", "netavark"} <= set(would.split(":")[-1].split()), would
     assert server.sh(SNAPSHOT) == before
+    assert server.sh("ls /var/lib/apt/lists | grep -c _Packages", check=False) == "0\n"
+    assert apt_updates(server) == 0
 
     code = agency.code(brochure.ref)
     out = one_liner(agency, server, brochure, code, "--auto-update")
     assert "status=succeeded" in out, out
     assert "Furniture made to last" in server.get("/").text
+    assert apt_updates(server) == 1
     name = brochure.ref.replace("/", "-")
     assert server.sh(f"systemctl is-enabled websonic-update-{name}.timer").strip() == "enabled"
     token_file = server.sh(f"stat -c '%a %U' /etc/websonic/sites/{name}/token").split()

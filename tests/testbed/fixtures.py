@@ -1,8 +1,12 @@
 """pytest plugin with the test bed fixtures (enable with ``pytest_plugins = ["testbed.fixtures"]``).
 
-Scopes: the host image, the podman network and the SSH key pair are per session; hosts and
+Scopes: the host images, the podman network and the SSH key pair are per session; hosts and
 database servers are per test — ``host_factory``/``*_server_factory`` remove everything they made
 when the test ends, pass or fail. Leftovers of killed earlier runs are removed at session start.
+
+Two kinds of host: ``host_factory`` makes servers that already run podman (most tests), and
+``minimal_host_factory`` makes minimal Debian servers with nothing installed and empty package
+lists (the tests of installing onto a truly fresh server). Both share the network and key pair.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from testbed.databases import (
     remove_stale_database_dirs,
 )
 from testbed.hosts import HostFactory, TestHost, TestNetwork, remove_stale_podman_objects
-from testbed.image import HostImage, ensure_host_image
+from testbed.image import HostImage, ensure_host_image, ensure_minimal_host_image
 from testbed.ssh import SshKeyPair, generate_keypair
 
 
@@ -50,6 +54,13 @@ def host_image() -> HostImage:
 
 
 @pytest.fixture(scope="session")
+def minimal_host_image() -> HostImage:
+    """The minimal Debian 12 image: systemd, sshd, curl; no podman, no rsync, empty lists."""
+    remove_stale_podman_objects()
+    return ensure_minimal_host_image()
+
+
+@pytest.fixture(scope="session")
 def host_network(host_image: HostImage) -> Iterator[TestNetwork]:
     """The session's podman network (a free 10.213.<n>.0/24 subnet)."""
     network = TestNetwork.create()
@@ -65,7 +76,24 @@ def host_factory(
     testbed_dir: Path,
 ) -> Iterator[HostFactory]:
     """Makes disposable customer servers; all are removed when the test ends."""
-    factory = HostFactory(host_image.ref, host_network, ssh_keypair, testbed_dir)
+    yield from _hosts_of(host_image, host_network, ssh_keypair, testbed_dir)
+
+
+@pytest.fixture
+def minimal_host_factory(
+    minimal_host_image: HostImage,
+    host_network: TestNetwork,
+    ssh_keypair: SshKeyPair,
+    testbed_dir: Path,
+) -> Iterator[HostFactory]:
+    """Makes minimal customer servers (nothing installed); all are removed when the test ends."""
+    yield from _hosts_of(minimal_host_image, host_network, ssh_keypair, testbed_dir)
+
+
+def _hosts_of(
+    image: HostImage, network: TestNetwork, keypair: SshKeyPair, workdir: Path
+) -> Iterator[HostFactory]:
+    factory = HostFactory(image.ref, network, keypair, workdir)
     try:
         yield factory
     finally:

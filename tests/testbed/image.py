@@ -1,10 +1,16 @@
-"""Building the Debian 12 "customer server" image with mmdebstrap, cached on disk.
+"""Building the Debian 12 "customer server" images with mmdebstrap, cached on disk.
 
-The image is a plain Debian bookworm root filesystem (systemd as init, sshd, podman with runc)
-made by ``mmdebstrap`` from Debian packages — no image registry is needed. The tarball is
-cached under ``/var/cache/websonic-test`` (``WEBSONIC_TEST_CACHE`` overrides) keyed by a hash
-of the recipe, so changing the recipe rebuilds automatically. Building and importing happen
-under an exclusive file lock so concurrent test sessions do not race.
+Two recipes, both plain Debian bookworm root filesystems made by ``mmdebstrap`` from Debian
+packages (no image registry is needed):
+
+- ``FULL`` (``host``): systemd as init, sshd, podman with runc, netavark, rsync, python3 … — a
+  server that already runs containers, for the tests that are not about installing them;
+- ``MINIMAL`` (``minimal``): systemd, sshd, curl and ca-certificates only, package lists empty —
+  a minimal cloud image, for the tests of installing everything on a truly fresh server.
+
+Each tarball is cached under ``/var/cache/websonic-test`` (``WEBSONIC_TEST_CACHE`` overrides)
+keyed by a hash of its recipe, so changing a recipe rebuilds it automatically. Building and
+importing happen under an exclusive file lock so concurrent test sessions do not race.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from testbed.podman import podman
 
 CACHE_DIR = Path(os.environ.get("WEBSONIC_TEST_CACHE", "/var/cache/websonic-test"))
 IMAGE_REPO = "localhost/websonic-test/host"
+MINIMAL_IMAGE_REPO = "localhost/websonic-test/minimal"
 SUITE = "bookworm"
 BUILD_TIMEOUT = 1200.0
 
@@ -53,12 +60,31 @@ PACKAGES: tuple[str, ...] = (
     "uidmap",
 )
 
+# What a minimal Debian 12 cloud or container image ships and nothing more: init, sshd and a
+# downloader for the portal's one-liner. No podman, runc, netavark, rsync, caddy, python3 or
+# iproute2: installing those is what the tests on this image are about.
+MINIMAL_PACKAGES: tuple[str, ...] = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "curl",
+    "ca-certificates",
+)
+
 # Runtime settings for the podman *inside* a host: the machine's three settings, except that the
 # cgroup manager is systemd (systemd is PID 1 in the host). Measured with podman 4.3 on this
 # machine's hybrid cgroup v1 layout: with cgroupfs, nested runc fails with 'error mounting
 # "cgroup" to rootfs at "/sys/fs/cgroup": stat /sys/fs/cgroup/systemd/libpod-...'; the
 # containers.conf key ``cgroupns = "private"`` is ignored on cgroup v1. The host container itself
 # runs with ``--cgroupns=private`` (see hosts.py); together, plain ``podman run`` works inside.
+#
+# The minimal image carries this file too, and that is not a preinstall: no package owns
+# /etc/containers/containers.conf (Debian's podman reads its defaults from /usr/share), so it
+# installs nothing and hides nothing the installer must do. It describes this test MACHINE —
+# a nested podman under a hybrid cgroup v1 layout that crun refuses and that cannot raise
+# rlimits — which a real server (cgroup v2, podman on bare systemd) does not need. Without it
+# no container could start inside any test host, whatever the installer did.
 INNER_CONTAINERS_CONF = """\
 [containers]
 default_ulimits = []
@@ -108,12 +134,33 @@ def overlay_files() -> dict[str, str]:
     }
 
 
-def recipe_hash() -> str:
+@dataclass(frozen=True)
+class HostRecipe:
+    """What one host image is made of; ``name`` names its tag and cache files."""
+
+    name: str
+    repo: str
+    packages: tuple[str, ...]
+    hooks: tuple[str, ...] = CUSTOMIZE_HOOKS
+
+    def hash(self) -> str:
+        """Short hash of everything that defines the image; part of its tag and file name."""
+        digest = hashlib.sha256()
+        # The full recipe hashes as it always did, so its cached tarball stays valid.
+        prefix = () if self.name == "host" else (self.name,)
+        parts = (*prefix, SUITE, *self.packages, *self.hooks, *sorted(overlay_files().items()))
+        for part in parts:
+            digest.update(repr(part).encode())
+        return digest.hexdigest()[:12]
+
+
+FULL = HostRecipe("host", IMAGE_REPO, PACKAGES)
+MINIMAL = HostRecipe("minimal", MINIMAL_IMAGE_REPO, MINIMAL_PACKAGES)
+
+
+def recipe_hash(recipe: HostRecipe = FULL) -> str:
     """Short hash of everything that defines the image; part of its tag and cache file name."""
-    digest = hashlib.sha256()
-    for part in (SUITE, *PACKAGES, *CUSTOMIZE_HOOKS, *sorted(overlay_files().items())):
-        digest.update(repr(part).encode())
-    return digest.hexdigest()[:12]
+    return recipe.hash()
 
 
 @dataclass(frozen=True)
@@ -146,22 +193,23 @@ def _write_overlay(directory: Path) -> None:
         target.write_text(content)
 
 
-def mmdebstrap_argv(overlay: Path, output: Path) -> list[str]:
+def mmdebstrap_argv(overlay: Path, output: Path, recipe: HostRecipe = FULL) -> list[str]:
     """The mmdebstrap command line that builds the root filesystem tarball."""
-    argv = ["mmdebstrap", "--variant=apt", "--format=tar", f"--include={','.join(PACKAGES)}"]
+    include = ",".join(recipe.packages)
+    argv = ["mmdebstrap", "--variant=apt", "--format=tar", f"--include={include}"]
     argv.append(f"--customize-hook=sync-in {overlay} /")
-    argv += [f"--customize-hook={hook}" for hook in CUSTOMIZE_HOOKS]
+    argv += [f"--customize-hook={hook}" for hook in recipe.hooks]
     return [*argv, SUITE, str(output)]
 
 
-def build_tarball(output: Path) -> None:
+def build_tarball(output: Path, recipe: HostRecipe = FULL) -> None:
     """Build the root filesystem tarball at ``output`` (atomically: temp file, then rename)."""
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="websonic-test-overlay-") as tmp:
         overlay = Path(tmp) / "overlay"
         _write_overlay(overlay)
         partial = output.with_suffix(".tar.partial")
-        run(mmdebstrap_argv(overlay, partial), timeout=BUILD_TIMEOUT)
+        run(mmdebstrap_argv(overlay, partial, recipe), timeout=BUILD_TIMEOUT)
         partial.replace(output)
 
 
@@ -186,21 +234,36 @@ def import_tarball(tarball: Path, ref: str) -> None:
     )
 
 
-def ensure_host_image(cache_dir: Path = CACHE_DIR) -> HostImage:
+def ensure_host_image(cache_dir: Path = CACHE_DIR, recipe: HostRecipe = FULL) -> HostImage:
     """Make sure the host image exists in podman: reuse, import the cached tarball, or build."""
     started = time.monotonic()
-    key = recipe_hash()
-    ref = f"{IMAGE_REPO}:{key}"
-    tarball = cache_dir / f"host-{SUITE}-{key}.tar"
+    key = recipe.hash()
+    ref = f"{recipe.repo}:{key}"
+    stem = f"{recipe.name}-{SUITE}-{key}"
+    tarball = cache_dir / f"{stem}.tar"
     built = imported = False
-    with file_lock(cache_dir / f"host-{SUITE}-{key}.lock"):
+    with file_lock(cache_dir / f"{stem}.lock"):
         if not image_exists(ref):
             if not tarball.is_file():
-                build_tarball(tarball)
+                build_tarball(tarball, recipe)
                 built = True
             import_tarball(tarball, ref)
             imported = True
     return HostImage(ref, tarball, time.monotonic() - started, built, imported)
 
 
-__all__ = ["CACHE_DIR", "HostImage", "ensure_host_image", "recipe_hash"]
+def ensure_minimal_host_image(cache_dir: Path = CACHE_DIR) -> HostImage:
+    """The minimal server's image (see ``MINIMAL``), built and cached like the full one."""
+    return ensure_host_image(cache_dir, MINIMAL)
+
+
+__all__ = [
+    "CACHE_DIR",
+    "FULL",
+    "MINIMAL",
+    "HostImage",
+    "HostRecipe",
+    "ensure_host_image",
+    "ensure_minimal_host_image",
+    "recipe_hash",
+]

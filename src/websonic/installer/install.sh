@@ -1490,8 +1490,10 @@ EOF
 }
 
 restart_unit() {  # restart_unit UNIT: a unit that failed before starts afresh
-	# A unit that failed quickly several times is refused by systemd's start limit (5 starts in
-	# 10 s) until its failed state is reset: an earlier failure must not block this start.
+	# A start under way is finished first, never cut short (see stop_unit). A unit that failed
+	# quickly several times can be refused by systemd's start limit (5 starts in 10 s) until its
+	# failed state is reset: an earlier failure must not block this start.
+	if unit_starting "$1"; then stop_unit "$1"; fi
 	systemctl reset-failed "$1" 2>/dev/null
 	systemctl restart "$1"
 }

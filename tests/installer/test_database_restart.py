@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from websonic.installer.script import installer_text
+from websonic.installer.script import installer_definitions
 
 from testbed.hosts import HostFactory, TestHost
 
@@ -69,7 +69,7 @@ def installer(host: TestHost, command: str) -> str:
 def prepare(host: TestHost) -> str:
     """The installer's definitions, a sleeping image, the site's network and database unit, and
     the gated netavark; the database's fixed address."""
-    host.write_file(DEFINITIONS, installer_text().rstrip("\n").rsplit("\n", 1)[0] + "\n")
+    host.write_file(DEFINITIONS, installer_definitions())
     host.ssh(
         "set -e; r=$(mktemp -d); mkdir -p $r/bin $r/lib/x86_64-linux-gnu $r/lib64 $r/tmp; "
         "cp /bin/sleep $r/bin/; cp /lib/x86_64-linux-gnu/libc.so.6 $r/lib/x86_64-linux-gnu/; "

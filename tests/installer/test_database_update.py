@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from websonic.installer.script import installer_text
+from websonic.installer.script import installer_definitions
 
 from installer.conftest import Agency, Server, Site, new_server
 from testbed.hosts import HostFactory, TestNetwork
@@ -39,7 +39,7 @@ def call(shell: str, folder: Path, *command: str) -> subprocess.CompletedProcess
     """Run installer functions: its definitions (all but the last line, which runs main) are
     sourced, then ``command`` runs (as test_script.call)."""
     definitions = folder / "definitions.sh"
-    definitions.write_text(installer_text().rstrip("\n").rsplit("\n", 1)[0] + "\n")
+    definitions.write_text(installer_definitions())
     script = f". {definitions}; " + " ".join(command)
     return subprocess.run([shell, "-c", script], capture_output=True, text=True, timeout=30)
 

@@ -21,7 +21,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from websonic.builds.signing import public_pem
 from websonic.core.errors import InvalidInput
-from websonic.installer.script import PortalValues, installer_text, portal_script
+from websonic.installer.script import (
+    PortalValues,
+    installer_definitions,
+    installer_text,
+    portal_script,
+)
 
 NOBODY = 65534
 FILLED = ("WS_PORTAL", "WS_SITE", "WS_CODE", "WS_SIGNING_KEY_B64", "WS_PORTAL_CA_B64")
@@ -141,7 +146,9 @@ def top_level(text: str) -> list[tuple[int, str, str]]:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         opened = FUNCTION.fullmatch(line)
-        if opened:
+        if re.fullmatch(r"\{\s*(#.*)?", line):
+            statements.append((number, "group", line))
+        elif opened:
             rest = opened.group(2).strip()
             in_function = not rest or rest.startswith("#") or not rest.endswith("}")
             statements.append((number, "function", opened.group(1)))
@@ -187,12 +194,15 @@ def test_every_top_level_statement_but_the_last_defines_something(text: str) -> 
     statements = top_level(text)
     others = [(number, line) for number, kind, line in statements if kind == "other"]
     assert others == [(len(lines), lines[-1])]
+    # … and all of it is one brace group, opened before anything and closed by the last line
+    assert statements[0][1] == "group" and [k for _, k, _ in statements].count("group") == 1
+    assert lines[-1] == 'main "$@"; }'
     functions = [name for _, kind, name in statements if kind == "function"]
     assert "main" in functions and len(functions) == len(set(functions)) > 50
 
 
 #: The one top-level command: `main "$@"` (braced, even its own truncations run nothing).
-LAST_LINES = ('main "$@"', '{ main "$@"; }')
+LAST_LINES = ('main "$@"', '{ main "$@"; }', 'main "$@"; }')
 
 
 def cuts(text: bytes) -> dict[str, bytes]:
@@ -259,6 +269,7 @@ def test_the_shell_reads_back_exactly_the_values_filled_in(scratch: Path) -> Non
     text = portal_script(given)
     head = text[: text.index("# -- End of the portal's values.")]
     show = "".join(f'printf "%s\\n" "${name}"\n' for name in FILLED)
+    show += "}\n"  # (closes the script's brace group)
     proc = subprocess.run(["sh", "-c", head + show], capture_output=True, text=True, check=True)
     assert proc.stdout.splitlines() == [
         "https://websonic.example",
@@ -365,7 +376,7 @@ def call(shell: str, folder: Path, *command: str) -> subprocess.CompletedProcess
     """Run one of the installer's functions: its definitions (all but the last line, which
     runs main) are sourced, then ``command`` runs."""
     definitions = folder / "definitions.sh"
-    definitions.write_text(installer_text().rstrip("\n").rsplit("\n", 1)[0] + "\n")
+    definitions.write_text(installer_definitions())
     script = f". {definitions}; " + " ".join(command)
     return subprocess.run([shell, "-c", script], capture_output=True, text=True, timeout=30)
 

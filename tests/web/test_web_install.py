@@ -251,7 +251,11 @@ def test_the_one_liner_serves_the_installer_with_the_portals_values(
     assert values["WS_CODE"] == code
     assert base64.b64decode(values["WS_PORTAL_CA_B64"]) == CA_PEM
     assert base64.b64decode(values["WS_SIGNING_KEY_B64"]) == platform_pem(world)
-    assert response.text.rstrip().splitlines()[-1] in ('main "$@"', '{ main "$@"; }')
+    assert response.text.rstrip().splitlines()[-1] in (
+        'main "$@"',
+        '{ main "$@"; }',
+        'main "$@"; }',
+    )
 
 
 def test_finding4_no_secret_in_the_one_liners_url(

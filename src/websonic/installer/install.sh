@@ -21,7 +21,10 @@
 # Everything is logged to /var/log/websonic/CUSTOMER-SITE.log. A second run with the same plan
 # changes nothing. /usr/local/sbin/websonic-uninstall-CUSTOMER-SITE removes what it added.
 #
-# All code is in functions and the last line runs them: a truncated download runs nothing.
+# All code is in functions and the last line runs them, and all of it is one brace group that
+# the last line closes: sh reads the whole group before it runs any of it, so a download cut
+# anywhere (even inside a top-level function's name) is a syntax error and runs nothing.
+{
 
 # -- Filled in by the portal when it serves this script (empty when run from a file). --------
 WS_PORTAL=''
@@ -910,6 +913,7 @@ ensure_packages() {  # ensure_packages PACKAGE...: apt-get install the missing o
 	export DEBIAN_FRONTEND=noninteractive
 	# An earlier run killed during an install leaves dpkg half-done: finish that first.
 	dpkg --configure -a || die "dpkg --configure -a failed" "See the messages above."
+	installed_package_names >"$WORK/packages.before"
 	# shellcheck disable=SC2086
 	if ! apt_get install --no-install-recommends $missing; then
 		[ "$APT_REFRESHED" = 0 ] || die "could not install:$missing" "Check the server's package sources."
@@ -918,8 +922,16 @@ ensure_packages() {  # ensure_packages PACKAGE...: apt-get install the missing o
 		apt_get install --no-install-recommends $missing ||
 			die "could not install:$missing" "Check the server's package sources."
 	fi
-	mkdir -p "$ETC" && for p in $missing; do echo "$p"; done >>"$ETC/installed-packages"
+	# Every package this install added, dependencies included, for the uninstall script (apt's
+	# autoremove keeps some, e.g. gnupg, which apt itself suggests).
+	mkdir -p "$ETC" && installed_package_names | comm -13 "$WORK/packages.before" - \
+		>>"$ETC/installed-packages"
 	CHANGED=1
+}
+
+installed_package_names() {  # one per line, sorted (for comm)
+	dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null | awk '$1 == "ii" {print $2}' |
+		LC_ALL=C sort -u
 }
 
 missing_packages() {  # missing_packages PACKAGE...: " a b" of those dpkg does not have installed
@@ -958,9 +970,10 @@ apt_get() {  # waits for another apt/dpkg run (e.g. unattended-upgrades) instead
 }
 
 # What a site needs on the server: podman with runc and its netavark network backend (the
-# database's fixed address needs it: CNI refuses an address outside its lease range), Caddy,
-# and rsync where files are copied into the site's volumes.
-RUNTIME_PACKAGES='podman runc netavark aardvark-dns caddy curl ca-certificates iproute2'
+# database's fixed address needs it: CNI refuses an address outside its lease range) with the
+# iptables it runs but does not depend on (Debian's netavark 1.4: "netavark: No such file or
+# directory" without it), Caddy, and rsync where files are copied into the site's volumes.
+RUNTIME_PACKAGES='podman runc netavark aardvark-dns iptables caddy curl ca-certificates iproute2'
 
 ensure_runtime() {
 	# shellcheck disable=SC2046 # one word per package
@@ -1447,7 +1460,31 @@ database_up() {  # database_up [SECONDS]: (re)start it if changed or down; wait 
 		fi
 		CHANGED=1 DB_CHANGED=0
 	fi
-	wait_for "the $P_DB database" "${1:-180}" podman exec "websonic-$NAME-db" websonic-db health
+	wait_for_database "$unit" "${1:-180}"
+}
+
+# A database that exits again and again (a broken image, a bad setting) is not waited for until
+# the deadline: three exits in a row since this wait began are its answer.
+DB_EXITS_MAX=3
+
+wait_for_database() {  # wait_for_database UNIT SECONDS: healthy; 1 at the deadline or on exits
+	local deadline=$(( $(date +%s) + $2 )) restarts exits
+	restarts=$(unit_restarts "$1")
+	until podman exec "websonic-$NAME-db" websonic-db health >/dev/null 2>&1; do
+		[ "$(date +%s)" -lt "$deadline" ] || return 1
+		exits=$(( $(unit_restarts "$1") - restarts ))
+		if [ "$exits" -ge "$DB_EXITS_MAX" ]; then
+			say "the $P_DB database exited $exits times in a row: not waiting for it any longer"
+			return 1
+		fi
+		sleep 0.5
+	done
+}
+
+unit_restarts() {  # unit_restarts UNIT: how many times systemd restarted it after it exited
+	local n
+	n=$(systemctl show -p NRestarts --value "$1" 2>/dev/null)
+	is_number "$n" && echo "$n" || echo 0
 }
 
 wait_for() {  # wait_for WHAT SECONDS COMMAND...: poll every half second
@@ -2004,15 +2041,26 @@ rmdir "$CERTS_D" 2>/dev/null
 if [ \$purge = 1 ]; then rm -rf "$DATA"; echo "removed the data in $DATA"; else
 	[ -d "$DATA" ] && echo "kept the site's data in $DATA (remove it with --purge-data)"; fi
 if [ -z "\$(ls -A "$ETC/sites" 2>/dev/null)" ]; then
-	pkgs=\$(cat "$ETC/installed-packages" 2>/dev/null | sort -u)
-	if [ -n "\$pkgs" ]; then
+	pkgs=\$(sort -u "$ETC/installed-packages" 2>/dev/null |
+		xargs -r dpkg-query -W -f='\${db:Status-Abbrev} \${Package}\\n' 2>/dev/null |
+		awk '\$1 == "ii" {print \$2}')
+	# Only if purging them removes nothing else: a package installed since may depend on them.
+	others=\$(apt-get -s purge \$pkgs 2>/dev/null | awk '/^Purg / {print \$2}' | grep -vxF "\$pkgs")
+	if [ -n "\$others" ]; then
+		echo "kept the packages the installer added, as other packages need them" \
+			"(\$(echo \$others)); remove them with: apt-get purge \$(echo \$pkgs)"
+	elif [ -n "\$pkgs" ]; then
 		systemctl stop caddy 2>/dev/null
 		DEBIAN_FRONTEND=noninteractive apt-get purge -y -q \$pkgs >/dev/null &&
 			DEBIAN_FRONTEND=noninteractive apt-get autoremove --purge -y -q >/dev/null &&
 			echo "removed the packages the installer added: \$(echo \$pkgs)"
+		# What podman made at run time, in folders no package owns any more
+		rm -f /etc/cni/net.d/cni.lock /etc/containers/networks/netavark.lock
+		rmdir /etc/cni/net.d /etc/cni /etc/containers/networks 2>/dev/null
 	fi
 	rm -rf "$ETC" "$LIB"
 	rm -f "$NETWORK_CONF"
+	rmdir "$(dirname "$NETWORK_CONF")" 2>/dev/null
 	rmdir "$LOGDIR" "${P_DATA_DIR:-/var/lib/websonic}/sites" "${P_DATA_DIR:-/var/lib/websonic}" 2>/dev/null
 fi
 rm -f "$SBIN/websonic-uninstall-$NAME"
@@ -2094,5 +2142,5 @@ main() {
 	if [ "$MODE" = update ]; then run_update; else run_install; fi
 }
 
-# In braces: a download cut anywhere in this line is a syntax error, so nothing runs.
-{ main "$@"; }
+# The group opened at the top closes here: a download cut anywhere is a syntax error.
+main "$@"; }

@@ -25,6 +25,12 @@ def installer_text() -> str:
     return resources.files("websonic.installer").joinpath(SCRIPT_NAME).read_text("utf-8")
 
 
+def installer_definitions() -> str:
+    """The installer's definitions without its run: the last line (``main "$@"; }``) becomes
+    the ``}`` that closes the script's brace group, for a shell that sources it (tests)."""
+    return installer_text().rstrip("\n").rsplit("\n", 1)[0] + "\n}\n"
+
+
 @dataclass(frozen=True)
 class PortalValues:
     portal: str  # https://websonic.example

@@ -171,6 +171,10 @@ def test_offline_move_of_php_guestbook(
     dry = agency.cli.json("migrate", site.ref, "--to", server.ref, "--dry-run",
                           "--from-db", live.url("guestbook"), timeout=900)  # fmt: skip
     assert dry["status"] == "planned"
+    notes = " ".join(dry["notes"])  # what is missing on the server, and what will install it
+    assert "runtime: package lists will be refreshed (apt-get update), then podman" in notes
+    assert "rsync: package lists will be refreshed (apt-get update), then rsync" in notes
+    assert apt_updates(server) == 0  # … and the dry run changed nothing
     result = agency.cli.json(
         "migrate", site.ref, "--to", server.ref, "--from-db", live.url("guestbook"),
         "--files", f"uploads={uploads(tmp_path)}", timeout=1800,

@@ -81,7 +81,7 @@ WEBSONIC = "`websonic deploy`"
 MANUAL = "by hand (sh over SSH)"
 #: What `websonic deploy` installs on each kind of server (the installer's runtime packages).
 RUNTIME_PACKAGES = {
-    "minimal": "podman, runc, netavark, aardvark-dns, caddy, iproute2",
+    "minimal": "podman, runc, netavark, aardvark-dns, iptables, caddy, iproute2",
     "podman": "caddy",
 }
 #: The kinds of fresh server (``--server``): the test bed's image recipe and how it is described.
@@ -292,7 +292,8 @@ def manual_install(bed: Bed, address: str) -> str:
     server has none: with apt's defaults, recommended packages included)."""
     certs = f"/etc/containers/certs.d/{bed.registry}"
     image = bed.image(1)
-    packages = "podman caddy" if bed.server == "minimal" else "caddy"
+    # runc: this machine's hybrid cgroups need it (the test bed's containers.conf names it)
+    packages = "podman runc caddy" if bed.server == "minimal" else "caddy"
     return f"""set -e
 export DEBIAN_FRONTEND=noninteractive
 echo '@@ apt'
@@ -685,7 +686,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 def fresh_section(args: argparse.Namespace, fresh: dict[str, list[Fresh]], minutes: float) -> str:
     """The run's description and the fresh server -> serving results."""
-    installs = "podman and caddy" if args.server == "minimal" else "caddy"
+    installs = "podman, runc and caddy" if args.server == "minimal" else "caddy"
     return f"""`{command_line(args)}` — {machine()}; the whole run took {minutes:.0f} min. \
 The static-brochure example; the servers are fresh Debian 12 system containers of the test bed \
 (tests/testbed, the {args.server} image: {SERVERS[args.server][1]}) on a podman network of \
@@ -714,7 +715,7 @@ registry), apt-get (`update` once, as the lists are missing, then `install \
 digest check, the systemd unit, the health check and Caddy's configuration. Registering the \
 server (`websonic host add`, host key pinned) is done before and not timed. The by-hand script \
 is what a user would write and run with `ssh root@SERVER sh -s`: `apt-get update`, `apt-get \
-install -y {installs.replace(" and ", " ")}` (recommended packages included, apt's default), the \
+install -y {installs.replace(",", "").replace(" and ", " ")}` (recommended packages included, apt's default), the \
 agency's CA in `/etc/containers/certs.d`, `podman pull --creds`, `podman run -d -p \
 127.0.0.1:{MANUAL_PORT}:8080`, a Caddyfile with `tls internal` and `reverse_proxy`, \
 `systemctl reload caddy`. It checks no signature or digest, runs no preflight, writes no \

@@ -715,7 +715,8 @@ registry), apt-get (`update` once, as the lists are missing, then `install \
 digest check, the systemd unit, the health check and Caddy's configuration. Registering the \
 server (`websonic host add`, host key pinned) is done before and not timed. The by-hand script \
 is what a user would write and run with `ssh root@SERVER sh -s`: `apt-get update`, `apt-get \
-install -y {installs.replace(",", "").replace(" and ", " ")}` (recommended packages included, apt's default), the \
+install -y {installs.replace(",", "").replace(" and ", " ")}` (recommended packages \
+included, apt's default), the \
 agency's CA in `/etc/containers/certs.d`, `podman pull --creds`, `podman run -d -p \
 127.0.0.1:{MANUAL_PORT}:8080`, a Caddyfile with `tls internal` and `reverse_proxy`, \
 `systemctl reload caddy`. It checks no signature or digest, runs no preflight, writes no \

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -235,17 +237,25 @@ def test_killed_during_change_capture_replication_goes_on_and_the_rerun_finishes
     switch_file = tmp_path / "switched"
     writer = Writer(maria_source, maria_target, switch_file).start()
     proc = background(cli, *online(cli, source, target, switch_file))
-    wait_for(lambda: checkpoint(cli).get("phase") == "catch-up", what="change capture")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
+    paused = kill_in_change_capture(cli, proc, maria_target)
+    print("killed in", "the verification's pause" if paused else "the catch-up loop")
 
     assert not switch_file.exists() and not read_only(maria_source)
+    assert checkpoint(cli).get("phase") == "catch-up"
     written = len(writer.acked)
     wait_for(lambda: len(writer.acked) > written + 100, what="more writes")
     highest = writer.acked[-1][0]
-    wait_for(lambda: maria_target.execute(f"SELECT 1 FROM ledger WHERE id = {highest}", "shop"),
-             timeout=30, what="replication without WebSonic")  # fmt: skip
-    assert replication(maria_target)[0]["Slave_SQL_Running"] == "Yes"
+    if paused:  # replication stops at the verification's position, cleanly, and waits there
+        threads = ("Slave_IO_Running", "Slave_SQL_Running")  # for the next run to start it
+        wait_for(lambda: [replication(maria_target)[0][t] for t in threads] == ["No", "No"],
+                 timeout=30, what="replication stopped at the verification's position")  # fmt: skip
+        status = replication(maria_target)[0]
+        assert not status["Last_SQL_Error"] and not status["Last_IO_Error"]
+    else:  # replication goes on without WebSonic
+        wait_for(lambda: maria_target.execute(f"SELECT 1 FROM ledger WHERE id = {highest}",
+                                              "shop"),
+                 timeout=30, what="replication without WebSonic")  # fmt: skip
+        assert replication(maria_target)[0]["Slave_SQL_Running"] == "Yes"
 
     rerun = json.loads(cli.run(*online(cli, source, target, switch_file), "--json").stdout)
     assert rerun["status"] == "succeeded" and rerun["resumed"] and rerun["verify"]["ok"], rerun
@@ -253,6 +263,45 @@ def test_killed_during_change_capture_replication_goes_on_and_the_rerun_finishes
     writer.finish()
     assert_every_write_once(writer, maria_target)
     assert replication(maria_target) == []
+
+
+@contextmanager
+def ledger_held(target: DatabaseServer) -> Iterator[None]:
+    """A test connection holds the target's ledger table: the replica falls behind, and a run
+    cannot leave its catch-up loop (it waits for at most 1 s of lag) while the lock is held."""
+    lock = target.connect("shop")
+    try:
+        lock.cursor().execute("LOCK TABLES ledger WRITE")
+        yield
+    finally:
+        lock.cursor().execute("UNLOCK TABLES")
+        lock.close()
+
+
+def behind(target: DatabaseServer) -> int:
+    rows = replication(target)
+    return int((rows[0]["Seconds_Behind_Master"] if rows else None) or 0)
+
+
+def kill(proc: Any) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+
+
+def kill_in_change_capture(cli: Cli, proc: Any, target: DatabaseServer) -> bool:
+    """SIGKILL the run while it captures changes; True if that was in the pause of its
+    verification at one position (the checkpoint says so), False in its catch-up loop.
+
+    The replica 3 s behind under the lock and no pause recorded means the run is in its
+    catch-up loop: a run that had left it would have recorded its pause at once, seconds
+    before. (A run's catch-up can end before the lock is taken: then it is in the pause.)"""
+    wait_for(lambda: replication(target), what="the target's replication")
+    with ledger_held(target):
+        paused = lambda: bool(checkpoint(cli).get("replication_paused"))  # noqa: E731
+        wait_for(lambda: behind(target) >= 3 or paused(), what="the replica held behind")
+        was_paused = paused()
+        kill(proc)
+    return was_paused
 
 
 def test_ddl_during_an_online_migration_is_refused_not_lost(

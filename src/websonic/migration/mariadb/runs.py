@@ -65,6 +65,8 @@ def run_online(m: Migration, runner: Runner) -> Outcome:
             online.start_replication(target, m, name, position.gtid)
         m.save(phase="catch-up", replication=name, scanned=position.to_json())
     online.ensure_replicating(m, name)
+    if m.checkpoint.get("replication_paused"):
+        m.save(replication_paused=False)  # a killed run's pause is over: replication runs
     return _catch_up_and_switch(m, name, runner)
 
 
@@ -105,6 +107,9 @@ def verify_at_position(m: Migration, name: str) -> VerifyReport:
     snapshot = None
     try:
         with session(m.target) as control:
+            # Recorded before the pause: a run killed in it leaves the target's replication
+            # stopped until the next run starts it again (ensure_replicating), and says so.
+            m.save(replication_paused=True)
             execute(control, f"STOP SLAVE {string_literal(name)}")
             try:
                 snapshot = open_worker_snapshot(m)
@@ -113,6 +118,7 @@ def verify_at_position(m: Migration, name: str) -> VerifyReport:
                     execute(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             finally:
                 online.reattach(control, name)
+                m.save(replication_paused=False)
         sides = Sides(snapshot.connections, targets, m.source.database, m.target.database)
         return verify(sides, m.options.chunk_rows, m.run.progress, expect_marker=True,
                       relaxed=True).expecting(m.options.target_accounts)  # fmt: skip

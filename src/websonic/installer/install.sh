@@ -1443,7 +1443,7 @@ start_database() {
 	[ "$DRY_RUN" = 1 ] && return 0
 	database_up && return 0
 	stop_failed_unit "websonic-$NAME-db.service" "the $P_DB database"
-	die "the $P_DB database did not start, or is not healthy after 180 s: it was stopped" \
+	die "the $P_DB database did not start, or did not become healthy: it was stopped" \
 		"See its log lines above, or: journalctl -u websonic-$NAME-db.service"
 }
 
